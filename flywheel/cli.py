@@ -1,0 +1,256 @@
+"""The `flywheel` command line: parse, resolve the config, call the stage, map errors to exit codes.
+
+Commands stay thin (STYLE.md, "Shape"): each handler resolves the
+configuration (defaults < --config file < FLYWHEEL_* environment < flags) and
+calls one function of a stage. Stage modules are imported lazily so that
+`flywheel status` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flywheel import __version__
+from flywheel.errors import FlywheelError
+
+# Exit codes of the public interface.
+EXIT_OK = 0
+EXIT_REJECTED = 3  # `flywheel eval`: the gate rejected the candidate
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace, Any], int]
+
+
+def _set_pairs(pairs: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise FlywheelError(f"--set {pair!r} is not section.key=value", hint="e.g. --set ingest.group_id=etl")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from flywheel import config as cfg
+
+    overrides: dict[str, Any] = _set_pairs(getattr(args, "set", None))
+    # Flags that name a config key carry it in their `dest` as "section.key".
+    for dest, value in vars(args).items():
+        if "." in dest and value is not None:
+            overrides[dest] = value
+    return cfg.load(args.config or os.environ.get("FLYWHEEL_CONFIG") or None, overrides=overrides)
+
+
+# ---------------------------------------------------------------------------
+# Handlers. Each imports its stage lazily and returns an exit code.
+
+
+def _broker(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.broker import serve
+
+    serve(config, port=args.port)
+    return EXIT_OK
+
+
+def _ingest(args: argparse.Namespace, config: Any) -> int:
+    from ingest.service import run
+
+    stats = run(config)
+    print(stats.summary())
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.simulate import run
+
+    stats = run(config)
+    print(stats.summary())
+    return EXIT_OK
+
+
+def _curate(args: argparse.Namespace, config: Any) -> int:
+    from curation.run import run
+
+    snapshot = run(config, as_of=args.as_of)
+    print(snapshot)
+    return EXIT_OK
+
+
+def _train(args: argparse.Namespace, config: Any) -> int:
+    from training.run import run
+
+    version = run(config, snapshot=args.snapshot, base_model=args.base_model)
+    print(version)
+    return EXIT_OK
+
+
+def _eval(args: argparse.Namespace, config: Any) -> int:
+    from evals.run import run
+
+    decision = run(config, candidate=args.candidate, snapshot=args.snapshot)
+    print(decision.summary())
+    return EXIT_OK if decision.promote else EXIT_REJECTED
+
+
+def _register(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.registry import Registry
+
+    version = Registry.from_config(config).register(args.path, champion=args.champion, version=args.version)
+    print(version)
+    return EXIT_OK
+
+
+def _promote(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.registry import Registry
+
+    Registry.from_config(config).promote(args.version, reason=args.reason)
+    print(f"champion is now {args.version}")
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.registry import Registry
+
+    version = Registry.from_config(config).rollback(reason=args.reason)
+    print(f"rolled back; champion is now {version}")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.registry import Registry
+
+    print(Registry.from_config(config).status_text())
+    return EXIT_OK
+
+
+def _nightly(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.nightly import run
+
+    result = run(config)
+    print(result.summary())
+    return result.exit_code
+
+
+def _schedule(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.scheduler import run
+
+    run(config)
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.demo import run
+
+    return run(config)
+
+
+def _tiny_world(args: argparse.Namespace, config: Any) -> int:
+    from training.tiny_world import build
+
+    path = build(config, force=args.force)
+    print(path)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="TOML configuration file (or FLYWHEEL_CONFIG)")
+    common.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override any configuration key, e.g. --set training.beta=0.2 (repeatable)",
+    )
+    common.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (or FLYWHEEL_LOG_LEVEL)")
+    common.add_argument("--log-format", default=None, choices=["text", "json"], help="log format")
+
+    parser = argparse.ArgumentParser(
+        prog="flywheel",
+        description="Production feedback (thumbs, edits) to a better model, every night, safely.",
+    )
+    parser.add_argument("--version", action="version", version=f"flywheel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cmd(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = cmd("broker", _broker, "run the embedded Kafka-compatible broker on loopback (development, demos, tests)")
+    p.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
+
+    p = cmd("ingest", _ingest, "the always-on consumer: Kafka traces and feedback to the Parquet lake")
+    p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="S", help="host:port,...")
+    p.add_argument("--lake", dest="paths.lake", metavar="DIR", help="root of the lake")
+    p.add_argument("--max-messages", dest="ingest.max_messages", type=int, metavar="N", help="stop after N records")
+    p.add_argument(
+        "--idle-timeout", dest="ingest.idle_timeout_s", type=float, metavar="SEC", help="stop after SEC idle"
+    )
+
+    p = cmd("simulate", _simulate, "send simulated production traffic (traces and feedback) to Kafka")
+    p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="S", help="host:port,...")
+    p.add_argument("--seed", dest="simulate.seed", type=int, help="random seed")
+
+    p = cmd("curate", _curate, "build a curated KTO snapshot from the raw lake; prints its path")
+    p.add_argument("--lake", dest="paths.lake", metavar="DIR", help="root of the lake")
+    p.add_argument("--as-of", default=None, metavar="TIME", help="rebuild the snapshot as of this RFC 3339 time")
+
+    p = cmd("train", _train, "train a KTO candidate on a snapshot; prints its registry version")
+    p.add_argument("--snapshot", default=None, metavar="DIR", help="snapshot folder (default: the newest)")
+    p.add_argument("--base-model", default=None, metavar="PATH", help="base model (default: the champion)")
+
+    p = cmd("eval", _eval, "gate a candidate against the champion; exit 0 = promote, 3 = rejected")
+    p.add_argument("--candidate", default=None, metavar="VERSION", help="registry version (default: newest)")
+    p.add_argument("--snapshot", default=None, metavar="DIR", help="snapshot whose eval slice to use")
+
+    p = cmd("register", _register, "add a model (a base or SFT checkpoint) to the registry as a version")
+    p.add_argument("path", metavar="PATH", help="folder that AutoModelForCausalLM.from_pretrained loads")
+    p.add_argument("--champion", action="store_true", help="make it the champion")
+    p.add_argument("--version", default=None, help="version name (default: derived from time and content)")
+
+    p = cmd("promote", _promote, "make VERSION the champion (atomic switch, recorded in the history)")
+    p.add_argument("version", metavar="VERSION")
+    p.add_argument("--reason", default="manual promotion", help="recorded in the history")
+
+    p = cmd("rollback", _rollback, "return to the previous champion in one command")
+    p.add_argument("--reason", default="manual rollback", help="recorded in the history")
+
+    cmd("status", _status, "show the champion, the candidates and the last decisions")
+    cmd("nightly", _nightly, "one whole round: curate, train, gate, promote")
+    cmd("schedule", _schedule, "the always-on scheduler that runs `nightly` on its cron")
+    cmd("demo", _demo, "the whole loop on embedded defaults, on this machine")
+
+    p = cmd("tiny-world", _tiny_world, "build (or reuse) the tiny local tokenizer and model for tests and the demo")
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from flywheel.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
+    try:
+        config = _config(args)
+        code: int = args.handler(args, config)
+        return code
+    except FlywheelError as exc:
+        print(f"flywheel {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"flywheel {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Configuration: typed, frozen sections; defaults < file < environment < flags.
+
+Every section is a frozen dataclass whose fields carry a help line
+(``setting(default, "help")``). The whole configuration is one TOML file with a
+table per section::
+
+    [paths]
+    lake = "/data/lake"
+
+    [kafka]
+    bootstrap_servers = "kafka-0:9092,kafka-1:9092"
+
+The environment overrides the file with ``FLYWHEEL_<SECTION>__<KEY>``
+(``FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=...``), and command-line flags override
+both. Unknown sections or keys anywhere are errors, and every problem is
+reported at once (:class:`~flywheel.errors.ConfigError`). The resolved
+configuration is written next to every output (:func:`write_resolved`) in the
+same TOML form, so it can be fed back with ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flywheel.errors import ConfigError
+
+ENV_PREFIX = "FLYWHEEL_"
+# Environment variables with this prefix that are not section overrides.
+ENV_RESERVED = frozenset({"FLYWHEEL_CONFIG", "FLYWHEEL_LOG_LEVEL", "FLYWHEEL_LOG_FORMAT"})
+
+T = TypeVar("T")
+
+
+def setting(default: Any, help: str) -> Any:
+    """A config field with its default and one line of help."""
+    if isinstance(default, dict | list):
+        raise TypeError("use a tuple or a MappingProxy-free default; config sections are frozen")
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class PathsConfig:
+    """Where the stages keep their files."""
+
+    lake: str = setting("lake", "root of the Parquet lake: raw/, dlq/, curated/")
+    registry: str = setting("registry", "root of the model registry: models/, champion pointer, history")
+    runs: str = setting("runs", "nightly run ledger, the round lock and the scheduler's job store")
+    cache: str = setting(".cache/flywheel", "local cache (the tiny world model, tokenizers)")
+
+
+def _sections() -> dict[str, type]:
+    # Imported here so that `flywheel.config` stays importable by every stage
+    # without import cycles; each stage owns its section.
+    from curation.config import CurationConfig
+    from evals.config import EvalsConfig
+    from flywheel.settings import DemoConfig, NightlyConfig, RegistryConfig, SchedulerConfig, SimulateConfig
+    from ingest.config import IngestConfig, KafkaConfig
+    from training.config import TrainingConfig
+
+    return {
+        "paths": PathsConfig,
+        "kafka": KafkaConfig,
+        "ingest": IngestConfig,
+        "simulate": SimulateConfig,
+        "curation": CurationConfig,
+        "training": TrainingConfig,
+        "evals": EvalsConfig,
+        "registry": RegistryConfig,
+        "nightly": NightlyConfig,
+        "scheduler": SchedulerConfig,
+        "demo": DemoConfig,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The resolved configuration: one attribute per section."""
+
+    sections: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.sections[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with ``"section.key"`` overrides (already typed) applied."""
+        return load(None, env={}, overrides=overrides, base=self)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(sec) for name, sec in self.sections.items()}
+
+
+# ---------------------------------------------------------------------------
+# Coercion
+
+
+def _coerce(value: Any, tp: Any, where: str, from_text: bool) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` or raise ValueError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (from_text and value in ("", "none", "None", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(value, inner[0], where, from_text)
+        raise ValueError(f"{where}: unsupported union type {tp}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if from_text and isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ValueError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_text and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Path):
+            return str(value)
+        raise ValueError(f"{where}: expected a string, got {value!r}")
+    if origin is tuple:
+        item_tp = args[0] if args else str
+        if from_text and isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, item_tp, f"{where}[{i}]", from_text) for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if from_text and isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a table, got {value!r}")
+        val_tp = args[1] if len(args) == 2 else Any
+        if val_tp is Any:
+            return dict(value)
+        return {str(k): _coerce(v, val_tp, f"{where}.{k}", from_text) for k, v in value.items()}
+    if tp is Any:
+        return value
+    raise ValueError(f"{where}: unsupported field type {tp}")
+
+
+def _section_fields(cls: type) -> dict[str, tuple[Any, dataclasses.Field[Any]]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f) for f in dataclasses.fields(cls)}
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    base: Config | None = None,
+) -> Config:
+    """Resolve the configuration: defaults < ``path`` < ``env`` < ``overrides``.
+
+    ``overrides`` maps ``"section.key"`` to a value (command-line flags).
+    ``env`` defaults to ``os.environ``; pass ``{}`` to ignore it.
+    """
+    sections = _sections()
+    problems: list[str] = []
+    raw: dict[str, dict[str, tuple[Any, bool, str]]] = {name: {} for name in sections}
+
+    def put(section: str, key: str, value: Any, from_text: bool, source: str) -> None:
+        if section not in sections:
+            problems.append(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
+            return
+        fields = _section_fields(sections[section])
+        if key not in fields:
+            problems.append(
+                f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(fields))})"
+            )
+            return
+        raw[section][key] = (value, from_text, source)
+
+    if path is None and env is None:
+        path = os.environ.get("FLYWHEEL_CONFIG") or None
+    if path is not None:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"config file {file} does not exist"], source=str(file)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{file} is not valid TOML: {exc}"], source=str(file)) from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                problems.append(f"{file}: top-level key {section!r} must be a [table]")
+                continue
+            for key, value in table.items():
+                put(section, key, value, False, str(file))
+
+    environ = os.environ if env is None else env
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if "__" not in rest:
+            problems.append(
+                f"environment: {name} is not FLYWHEEL_<SECTION>__<KEY> "
+                f"(e.g. FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS)"
+            )
+            continue
+        section, key = rest.split("__", 1)
+        put(section.lower(), key.lower(), value, True, f"environment {name}")
+
+    for dotted, value in (overrides or {}).items():
+        if "." not in dotted:
+            problems.append(f"override {dotted!r} is not section.key")
+            continue
+        section, key = dotted.split(".", 1)
+        put(section, key, value, isinstance(value, str), f"option {dotted}")
+
+    resolved: dict[str, Any] = {}
+    for name, cls in sections.items():
+        start = base.sections[name] if base is not None else cls()
+        fields = _section_fields(cls)
+        changes: dict[str, Any] = {}
+        for key, (value, from_text, source) in raw[name].items():
+            tp = fields[key][0]
+            try:
+                changes[key] = _coerce(value, tp, f"{source}: {name}.{key}", from_text)
+            except (ValueError, json.JSONDecodeError) as exc:
+                problems.append(str(exc))
+        section = dataclasses.replace(start, **changes)
+        validate = getattr(section, "validate", None)
+        if callable(validate):
+            problems.extend(f"{name}: {p}" for p in validate())
+        resolved[name] = section
+    if problems:
+        raise ConfigError(problems)
+    return Config(types.MappingProxyType(resolved))
+
+
+def defaults() -> Config:
+    """The embedded defaults, ignoring the environment."""
+    return load(None, env={})
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(config: Config, only: tuple[str, ...] | None = None) -> str:
+    """The configuration as TOML (``None`` values are left out: they are the default)."""
+    out: list[str] = []
+    for name, section in config.sections.items():
+        if only is not None and name not in only:
+            continue
+        out.append(f"[{name}]")
+        for key, value in dataclasses.asdict(section).items():
+            if value is None:
+                continue
+            out.append(f"{key} = {_toml_value(value)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_resolved(config: Config, path: str | os.PathLike[str], only: tuple[str, ...] | None = None) -> Path:
+    """Write the resolved configuration next to an output, atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(to_toml(config, only), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def describe(cls: type) -> list[tuple[str, str, Any, str]]:
+    """(key, type, default, help) for every field of a section: for docs and --help."""
+    rows = []
+    for key, (tp, f) in _section_fields(cls).items():
+        rows.append((key, getattr(tp, "__name__", str(tp)), f.default, f.metadata.get("help", "")))
+    return rows

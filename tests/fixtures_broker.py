@@ -1,0 +1,1 @@
+"""Fixtures for the embedded Kafka-compatible broker (owned by ingest)."""

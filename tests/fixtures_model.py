@@ -1,0 +1,1 @@
+"""Fixtures for the tiny local model world (owned by training)."""
