@@ -29,7 +29,9 @@ def _set_pairs(pairs: Sequence[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs or ():
         if "=" not in pair:
-            raise FlywheelError(f"--set {pair!r} is not section.key=value", hint="e.g. --set ingest.group_id=etl")
+            raise FlywheelError(
+                f"--set {pair!r} is not section.key=value", hint="e.g. --set ingest.group_id=etl"
+            )
         key, value = pair.split("=", 1)
         out[key.strip()] = value
     return out
@@ -185,13 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = cmd("broker", _broker, "run the embedded Kafka-compatible broker on loopback (development, demos, tests)")
+    p = cmd(
+        "broker", _broker, "run the embedded Kafka-compatible broker on loopback (development, demos, tests)"
+    )
     p.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
 
     p = cmd("ingest", _ingest, "the always-on consumer: Kafka traces and feedback to the Parquet lake")
     p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="S", help="host:port,...")
     p.add_argument("--lake", dest="paths.lake", metavar="DIR", help="root of the lake")
-    p.add_argument("--max-messages", dest="ingest.max_messages", type=int, metavar="N", help="stop after N records")
+    p.add_argument(
+        "--max-messages", dest="ingest.max_messages", type=int, metavar="N", help="stop after N records"
+    )
     p.add_argument(
         "--idle-timeout", dest="ingest.idle_timeout_s", type=float, metavar="SEC", help="stop after SEC idle"
     )
@@ -202,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd("curate", _curate, "build a curated KTO snapshot from the raw lake; prints its path")
     p.add_argument("--lake", dest="paths.lake", metavar="DIR", help="root of the lake")
-    p.add_argument("--as-of", default=None, metavar="TIME", help="rebuild the snapshot as of this RFC 3339 time")
+    p.add_argument(
+        "--as-of", default=None, metavar="TIME", help="rebuild the snapshot as of this RFC 3339 time"
+    )
 
     p = cmd("train", _train, "train a KTO candidate on a snapshot; prints its registry version")
     p.add_argument("--snapshot", default=None, metavar="DIR", help="snapshot folder (default: the newest)")
@@ -229,7 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("schedule", _schedule, "the always-on scheduler that runs `nightly` on its cron")
     cmd("demo", _demo, "the whole loop on embedded defaults, on this machine")
 
-    p = cmd("tiny-world", _tiny_world, "build (or reuse) the tiny local tokenizer and model for tests and the demo")
+    p = cmd(
+        "tiny-world",
+        _tiny_world,
+        "build (or reuse) the tiny local tokenizer and model for tests and the demo",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     return parser
 

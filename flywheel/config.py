@@ -109,9 +109,9 @@ def _coerce(value: Any, tp: Any, where: str, from_text: bool) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (from_text and value in ("", "none", "None", "null")):
-            if type(None) in args:
-                return None
+        is_null = value is None or (from_text and value in ("", "none", "None", "null"))
+        if is_null and type(None) in args:
+            return None
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
             return _coerce(value, inner[0], where, from_text)
@@ -208,9 +208,7 @@ def load(
             return
         fields = _section_fields(sections[section])
         if key not in fields:
-            problems.append(
-                f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(fields))})"
-            )
+            problems.append(f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(fields))})")
             return
         raw[section][key] = (value, from_text, source)
 

@@ -12,7 +12,9 @@ from flywheel.errors import ConfigError
 
 def test_precedence_defaults_file_env_flags(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
-    f.write_text('[kafka]\nbootstrap_servers = "file:1"\nclient_id = "from-file"\n[paths]\nlake = "/file/lake"\n')
+    f.write_text(
+        '[kafka]\nbootstrap_servers = "file:1"\nclient_id = "from-file"\n[paths]\nlake = "/file/lake"\n'
+    )
     env = {"FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": "env:2", "FLYWHEEL_PATHS__LAKE": "/env/lake"}
     c = cfg.load(f, env=env, overrides={"paths.lake": "/flag/lake"})
     assert c.kafka.client_id == "from-file"
@@ -28,11 +30,18 @@ def test_every_problem_reported_at_once(tmp_path: Path) -> None:
         cfg.load(f, env={"FLYWHEEL_BOGUS": "1"})
     text = str(info.value)
     assert len(info.value.problems) == 4, text
-    assert "kafka.nope" in text and "[nosuch]" in text and "ingest.max_messages" in text and "FLYWHEEL_BOGUS" in text
+    assert (
+        "kafka.nope" in text
+        and "[nosuch]" in text
+        and "ingest.max_messages" in text
+        and "FLYWHEEL_BOGUS" in text
+    )
 
 
 def test_env_text_is_coerced_to_field_types() -> None:
-    c = cfg.load(None, env={"FLYWHEEL_INGEST__MAX_MESSAGES": "1_000", "FLYWHEEL_KAFKA__SSL_CHECK_HOSTNAME": "no"})
+    c = cfg.load(
+        None, env={"FLYWHEEL_INGEST__MAX_MESSAGES": "1_000", "FLYWHEEL_KAFKA__SSL_CHECK_HOSTNAME": "no"}
+    )
     assert c.ingest.max_messages == 1000
     assert c.kafka.ssl_check_hostname is False
 
