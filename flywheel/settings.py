@@ -26,13 +26,38 @@ class NightlyConfig:
     """One round: curate, train, gate, promote."""
 
     min_train_rows: int = setting(64, "a snapshot with fewer training rows skips training")
+    resume: bool = setting(True, "re-use the snapshot and candidate of an interrupted round")
+
+    def validate(self) -> list[str]:
+        return [] if self.min_train_rows >= 1 else [f"min_train_rows must be >= 1, got {self.min_train_rows}"]
 
 
 @dataclasses.dataclass(frozen=True)
 class SchedulerConfig:
     """The always-on scheduler (`flywheel schedule`)."""
 
-    cron: str = setting("0 2 * * *", "when the nightly round runs (crontab syntax, UTC)")
+    cron: str = setting(
+        "0 2 * * *", "when the nightly round runs: crontab (5 fields), or 6 with seconds first"
+    )
+    timezone: str = setting("UTC", "time zone the cron is read in")
+    misfire_grace_hours: float = setting(6.0, "a fire missed while down still runs (once) within this")
+    round_timeout_hours: float = setting(8.0, "the round's subprocess is stopped after this long")
+    jobstore_url: str = setting("", "SQLAlchemy URL of the job store (default: sqlite in paths.runs)")
+    metrics_host: str = setting("127.0.0.1", "address of the /metrics and /healthz endpoint")
+    metrics_port: int = setting(9464, "port of the /metrics and /healthz endpoint (0 = off)")
+    run_on_start: bool = setting(False, "also run one round as soon as the scheduler starts")
+
+    def validate(self) -> list[str]:
+        from flywheel.cronspec import cron_problem
+
+        problems = []
+        if (p := cron_problem(self.cron, self.timezone)) is not None:
+            problems.append(p)
+        if self.misfire_grace_hours <= 0 or self.round_timeout_hours <= 0:
+            problems.append("misfire_grace_hours and round_timeout_hours must be > 0")
+        if not 0 <= self.metrics_port <= 65535:
+            problems.append(f"metrics_port must be 0-65535, got {self.metrics_port}")
+        return problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,3 +65,16 @@ class DemoConfig:
     """The whole loop on this machine (`flywheel demo`)."""
 
     rounds: int = setting(3, "nightly rounds to run in compressed time")
+    out: str = setting("demo", "folder for everything the demo writes (lake, registry, runs, report)")
+    requests_per_round: int = setting(600, "responses served to simulated users per simulated day")
+    seed: int = setting(0, "random seed of the simulated users")
+    broker_port: int = setting(0, "port of the embedded broker (0 = any free port)")
+    partitions: int = setting(2, "partitions per topic on the embedded broker")
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.rounds < 1:
+            problems.append(f"rounds must be >= 1, got {self.rounds}")
+        if self.requests_per_round < 20:
+            problems.append(f"requests_per_round must be >= 20, got {self.requests_per_round}")
+        return problems
