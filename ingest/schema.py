@@ -1,0 +1,326 @@
+"""The event contract (DESIGN.md, docs/contracts.md): one Kafka record in, one lake row out.
+
+`decode(stream, value)` turns the raw bytes of one record into a tuple in the
+column order of its stream (`TRACE_COLUMNS` or `FEEDBACK_COLUMNS`), or raises
+:class:`InvalidRecord` naming every problem it found: the field and what is
+wrong with it. Unknown extra fields are kept, as a JSON object in `extra`.
+`to_event` is the inverse, used by the round-trip property test and by anyone
+who wants an event back from a lake row.
+
+This runs once per record on the ingest hot path, so it is written as flat
+code over one dict (fields are popped as they are checked; what remains is
+`extra`) rather than as a generic schema walker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+STREAMS = ("traces", "feedback")
+TRACE_COLUMNS = (
+    "trace_id",
+    "event_time",
+    "model_version",
+    "prompt",
+    "prompt_format",
+    "completion",
+    "session_id",
+    "user_id",
+    "tags",
+    "schema_version",
+    "extra",
+)
+FEEDBACK_COLUMNS = (
+    "event_id",
+    "trace_id",
+    "event_time",
+    "kind",
+    "label",
+    "edited_completion",
+    "user_id",
+    "comment",
+    "prompt",
+    "prompt_format",
+    "completion",
+    "model_version",
+    "schema_version",
+    "extra",
+)
+COLUMNS = {"traces": TRACE_COLUMNS, "feedback": FEEDBACK_COLUMNS}
+# Index of event_time in each stream's tuple: the writer groups rows by event date with it.
+EVENT_TIME_INDEX = {
+    "traces": TRACE_COLUMNS.index("event_time"),
+    "feedback": FEEDBACK_COLUMNS.index("event_time"),
+}
+
+# Years outside this range are clock bugs or unit mix-ups (seconds vs milliseconds), not events.
+MIN_YEAR = 2000
+MAX_YEAR = 2100
+KINDS = ("thumb", "edit")
+LABELS = ("up", "down")
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_US = dt.timedelta(microseconds=1)
+_COMPACT = (",", ":")
+
+
+class InvalidRecord(ValueError):
+    """A record that breaks the contract: `reason` is readable, `field` names the culprit (or None)."""
+
+    def __init__(self, problems: list[tuple[str | None, str]], event_time: int | None = None) -> None:
+        self.problems = problems
+        self.event_time = event_time  # microseconds, when the record's own time could be read
+        self.reason = "; ".join(f"{f}: {m}" if f else m for f, m in problems)
+        fields = [f for f, _ in problems if f]
+        self.field = ",".join(dict.fromkeys(fields)) if fields else None
+        super().__init__(self.reason)
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)
+
+
+def parse_json(value: bytes | None, max_bytes: int) -> dict[str, Any]:
+    """Bytes to a JSON object, or InvalidRecord saying why not."""
+    if value is None:
+        raise InvalidRecord([(None, "record has no value (a tombstone); every event is a JSON object")])
+    if len(value) > max_bytes:
+        raise InvalidRecord(
+            [(None, f"record is {len(value)} bytes, over the limit of {max_bytes} (ingest.max_record_bytes)")]
+        )
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord([(None, f"not valid UTF-8: {exc.reason} at byte {exc.start}")]) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRecord(
+            [(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+        ) from None
+    except RecursionError:
+        raise InvalidRecord([(None, "not valid JSON: nested too deeply")]) from None
+    if type(doc) is not dict:
+        raise InvalidRecord([(None, f"expected a JSON object, got a JSON {_kind_of(doc)}")])
+    if "\\u" in text:
+        # An escaped lone surrogate ("\ud800") is valid JSON but not encodable as UTF-8;
+        # Arrow would reject the whole batch later, so find it now (rare: only with escapes).
+        problems: list[tuple[str | None, str]] = []
+        _check_encodable(doc, problems)
+        if problems:
+            raise InvalidRecord(problems)
+    return doc
+
+
+def _check_encodable(value: Any, problems: list[tuple[str | None, str]], where: str | None = None) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append((where, "contains an unpaired UTF-16 surrogate escape"))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_encodable(k, problems, where)
+            _check_encodable(v, problems, k if where is None else where)
+    elif isinstance(value, list):
+        for v in value:
+            _check_encodable(v, problems, where)
+
+
+def parse_time(value: Any, problems: list[tuple[str | None, str]], name: str = "event_time") -> int | None:
+    """RFC 3339 with an offset -> microseconds since the epoch (UTC)."""
+    if value is None:
+        problems.append((name, "missing (required)"))
+        return None
+    if type(value) is not str:
+        problems.append((name, f"expected an RFC 3339 string, got a JSON {_kind_of(value)}"))
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        problems.append((name, f"{value[:64]!r} is not an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z)"))
+        return None
+    if when.tzinfo is None:
+        problems.append((name, f"{value[:64]!r} has no UTC offset; add Z or +HH:MM"))
+        return None
+    if not MIN_YEAR <= when.year <= MAX_YEAR:
+        problems.append((name, f"year {when.year} is outside {MIN_YEAR}..{MAX_YEAR}"))
+        return None
+    return (when - _EPOCH) // _ONE_US
+
+
+def _text(
+    doc: dict[str, Any], name: str, required: bool, problems: list[tuple[str | None, str]]
+) -> str | None:
+    value = doc.pop(name, None)
+    if type(value) is str:
+        if required and not value:
+            problems.append((name, "is empty"))
+        return value
+    if value is None:
+        if required:
+            problems.append((name, "missing (required)"))
+        return None
+    problems.append((name, f"expected a string, got a JSON {_kind_of(value)}"))
+    return None
+
+
+def _prompt(doc: dict[str, Any], required: bool, problems: list[tuple[str | None, str]]) -> tuple[Any, Any]:
+    value = doc.pop("prompt", None)
+    if type(value) is str:
+        return value, "text"
+    if value is None:
+        if required:
+            problems.append(("prompt", "missing (required)"))
+        return None, None
+    if type(value) is list:
+        for i, msg in enumerate(value):
+            if (
+                type(msg) is not dict
+                or type(msg.get("role")) is not str
+                or type(msg.get("content")) is not str
+            ):
+                problems.append(("prompt", f"message {i} is not an object with string role and content"))
+                return None, None
+        return json.dumps(value, separators=_COMPACT, ensure_ascii=False), "messages"
+    problems.append(("prompt", f"expected a string or a list of messages, got a JSON {_kind_of(value)}"))
+    return None, None
+
+
+def _schema_version(doc: dict[str, Any], problems: list[tuple[str | None, str]]) -> int:
+    value = doc.pop("schema_version", None)
+    if value is None:
+        return 1
+    if type(value) is not int or not 1 <= value < 2**31:
+        problems.append(("schema_version", f"expected a positive integer, got {json.dumps(value)[:32]}"))
+        return 1
+    return value
+
+
+def _extra(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=_COMPACT, ensure_ascii=False, sort_keys=True) if doc else "{}"
+
+
+def decode_trace(doc: dict[str, Any]) -> tuple[Any, ...]:
+    """A parsed `llm.traces` object -> a row in TRACE_COLUMNS order (consumes `doc`)."""
+    problems: list[tuple[str | None, str]] = []
+    trace_id = _text(doc, "trace_id", True, problems)
+    event_time = parse_time(doc.pop("event_time", None), problems)
+    model_version = _text(doc, "model_version", True, problems)
+    prompt, prompt_format = _prompt(doc, True, problems)
+    # An empty answer is a real (bad) answer, so only its absence is an error.
+    completion = _text(doc, "completion", False, problems)
+    if completion is None and "completion" not in {f for f, _ in problems}:
+        problems.append(("completion", "missing (required)"))
+    session_id = _text(doc, "session_id", False, problems)
+    user_id = _text(doc, "user_id", False, problems)
+    tags = doc.pop("tags", None)
+    if tags is None:
+        tags_json = "{}"
+    elif type(tags) is dict and all(type(v) is str for v in tags.values()):
+        tags_json = json.dumps(tags, separators=_COMPACT, ensure_ascii=False, sort_keys=True)
+    else:
+        problems.append(("tags", "expected an object of string to string"))
+        tags_json = "{}"
+    schema_version = _schema_version(doc, problems)
+    if problems:
+        raise InvalidRecord(problems, event_time)
+    return (
+        trace_id,
+        event_time,
+        model_version,
+        prompt,
+        prompt_format,
+        completion,
+        session_id,
+        user_id,
+        tags_json,
+        schema_version,
+        _extra(doc),
+    )
+
+
+def decode_feedback(doc: dict[str, Any]) -> tuple[Any, ...]:
+    """A parsed `llm.feedback` object -> a row in FEEDBACK_COLUMNS order (consumes `doc`)."""
+    problems: list[tuple[str | None, str]] = []
+    event_id = _text(doc, "event_id", True, problems)
+    trace_id = _text(doc, "trace_id", True, problems)
+    event_time = parse_time(doc.pop("event_time", None), problems)
+    kind = _text(doc, "kind", False, problems) or "thumb"
+    label = _text(doc, "label", False, problems)
+    edited = _text(doc, "edited_completion", False, problems)
+    if kind not in KINDS:
+        problems.append(("kind", f"{kind[:32]!r} is not one of {', '.join(KINDS)}"))
+    if label is not None and label not in LABELS:
+        problems.append(("label", f"{label[:32]!r} is not one of {', '.join(LABELS)}"))
+    elif label is None and kind == "thumb":
+        problems.append(("label", "missing (required for a thumb: up or down)"))
+    if kind == "edit" and edited is None:
+        problems.append(("edited_completion", "missing (required for an edit)"))
+    user_id = _text(doc, "user_id", False, problems)
+    comment = _text(doc, "comment", False, problems)
+    prompt, prompt_format = _prompt(doc, False, problems)
+    completion = _text(doc, "completion", False, problems)
+    model_version = _text(doc, "model_version", False, problems)
+    schema_version = _schema_version(doc, problems)
+    if problems:
+        raise InvalidRecord(problems, event_time)
+    return (
+        event_id,
+        trace_id,
+        event_time,
+        kind,
+        label,
+        edited,
+        user_id,
+        comment,
+        prompt,
+        prompt_format,
+        completion,
+        model_version,
+        schema_version,
+        _extra(doc),
+    )
+
+
+DECODERS = {"traces": decode_trace, "feedback": decode_feedback}
+
+
+def decode(stream: str, value: bytes | None, max_bytes: int = 1024 * 1024) -> tuple[Any, ...]:
+    """Raw record bytes -> a row of `stream`, or InvalidRecord."""
+    return DECODERS[stream](parse_json(value, max_bytes))
+
+
+def format_time(micros: int) -> str:
+    """Microseconds since the epoch -> RFC 3339 in UTC."""
+    return (_EPOCH + dt.timedelta(microseconds=micros)).isoformat().replace("+00:00", "Z")
+
+
+def to_event(stream: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A lake row (column name -> value) back to the event it came from, with defaults filled in."""
+    event: dict[str, Any] = json.loads(row.get("extra") or "{}")
+    for name in COLUMNS[stream]:
+        value = row.get(name)
+        if name in ("extra", "prompt_format") or value is None:
+            continue
+        if name == "event_time":
+            value = format_time(value) if isinstance(value, int) else value.isoformat().replace("+00:00", "Z")
+        elif name == "prompt" and row.get("prompt_format") == "messages":
+            value = json.loads(value)
+        elif name == "tags":
+            value = json.loads(value)
+            if not value:
+                continue
+        event[name] = value
+    return event

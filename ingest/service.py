@@ -1,0 +1,378 @@
+"""`flywheel ingest`: the always-on consumer from Kafka to the Parquet lake.
+
+One consumer group reads both topics. Each assigned partition has a batch
+(ingest/batch.py) that decodes records as they arrive; a batch is flushed when
+it reaches its record count, byte size or age. A flush is, in this order:
+
+  1. write the batch's valid rows to ``raw/`` and its bad records to ``dlq/``
+     (temporary name, fsync, rename, folder fsync: ingest/writer.py);
+  2. only then commit the offset after the batch's last record.
+
+So a committed offset always points past data that is on disk, and anything
+uncommitted is replayed and rewritten under the same file names. A failure
+between 1 and 2 therefore duplicates nothing. Offsets are never committed
+after a failure: the error propagates with the batch unflushed.
+
+On a rebalance, batches of revoked partitions are flushed and committed if
+that works at once, else discarded uncommitted (the next owner replays them).
+The first SIGTERM/SIGINT finishes the current batches, commits and returns;
+a second one exits immediately. Nothing here depends on the embedded broker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kafka import KafkaConsumer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from ingest import lake as lake_layout
+from ingest.batch import PartitionBatch
+from ingest.metrics import IngestMetrics
+from ingest.retry import with_backoff
+from ingest.writer import write_batch
+
+log = logging.getLogger(__name__)
+_POLL_MS = 250
+
+
+@dataclasses.dataclass
+class IngestStats:
+    consumed: int = 0
+    written: int = 0
+    dead_lettered: int = 0
+    files: int = 0
+    batches: int = 0
+    commits: int = 0
+    discarded: int = 0  # records of revoked partitions dropped uncommitted (replayed by the next owner)
+    elapsed_s: float = 0.0
+    stopped_by: str = ""
+    by_stream: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def summary(self) -> str:
+        rate = self.consumed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        streams = ", ".join(f"{k} {v}" for k, v in sorted(self.by_stream.items())) or "none"
+        return (
+            f"ingest stopped ({self.stopped_by}) after {self.elapsed_s:.1f}s: {self.consumed} records consumed "
+            f"({rate:.0f}/s; {streams}), {self.written} rows written, {self.dead_lettered} dead-lettered, "
+            f"{self.files} files in {self.batches} batches, {self.commits} commits"
+            + (f", {self.discarded} records handed over uncommitted" if self.discarded else "")
+        )
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, service: IngestService) -> None:
+        self.service = service
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.service.on_revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.service.on_assigned(list(assigned))
+
+
+class IngestService:
+    def __init__(self, config: Any, stop: threading.Event | None = None) -> None:
+        self.config = config
+        self.cfg = config.ingest
+        self.lake = Path(config.paths.lake)
+        self.streams = config.kafka.streams()
+        self.stop = stop or threading.Event()
+        self.stats = IngestStats()
+        self.metrics = IngestMetrics()
+        self.batches: dict[TopicPartition, PartitionBatch] = {}
+        self.last_activity = time.monotonic()
+        self.consumer: KafkaConsumer | None = None
+
+    # -- Kafka ------------------------------------------------------------
+
+    def _consumer_kwargs(self) -> dict[str, Any]:
+        c = self.cfg
+        kwargs = self.config.kafka.client_kwargs()
+        kwargs.update(
+            group_id=c.group_id,
+            enable_auto_commit=False,  # offsets move only after the data is on disk (see module doc)
+            auto_offset_reset=c.auto_offset_reset,
+            session_timeout_ms=c.session_timeout_ms,
+            heartbeat_interval_ms=max(100, c.session_timeout_ms // 3),
+            max_poll_interval_ms=c.max_poll_interval_ms,
+            max_poll_records=c.max_poll_records,
+            fetch_max_bytes=c.fetch_max_bytes,
+            max_partition_fetch_bytes=c.max_partition_fetch_bytes,
+            # Topics are created by operators with their partition count, never by a typo here.
+            allow_auto_create_topics=False,
+            # kafka-python's own sensors cost CPU per record; we export our own metrics.
+            metrics_enabled=False,
+        )
+        return kwargs
+
+    def connect(self) -> KafkaConsumer:
+        c = self.cfg
+        kwargs = self._consumer_kwargs()
+        consumer: KafkaConsumer = with_backoff(
+            f"connecting to Kafka at {self.config.kafka.bootstrap_servers}",
+            lambda: KafkaConsumer(**kwargs),
+            (KafkaError, OSError),
+            c.retry_backoff_s,
+            c.retry_max_backoff_s,
+            c.give_up_after_s,
+            hint="check kafka.bootstrap_servers and the security settings; for development run `flywheel broker`",
+            stop=self.stop,
+        )
+        consumer.subscribe(topics=sorted(self.streams), listener=_Listener(self))
+        return consumer
+
+    def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        c = self.cfg
+        for tp in assigned:
+            stream = self.streams[tp.topic]
+            removed = lake_layout.remove_stale_temps(self.lake, stream, tp.topic, tp.partition)
+            plan = lake_layout.existing_batches(self.lake, stream, tp.topic, tp.partition)
+            self.batches[tp] = PartitionBatch(
+                tp.topic,
+                tp.partition,
+                stream,
+                plan,
+                c.batch_max_records,
+                c.batch_max_bytes,
+                c.batch_max_age_s,
+                c.max_record_bytes,
+            )
+            log.info(
+                "partition assigned",
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "files_on_disk": len(plan),
+                    "temps_removed": removed,
+                },
+            )
+        self.last_activity = time.monotonic()  # joining a group takes seconds; that is not idleness
+
+    def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            batch = self.batches.pop(tp, None)
+            if batch is None or not len(batch):
+                continue
+            try:
+                self.flush(tp, batch, patient=False)
+            except Exception as exc:
+                # Not on disk or not committed: the next owner replays these records and,
+                # having the same plan, rewrites the same file names.
+                self.stats.discarded += len(batch)
+                log.warning(
+                    "revoked batch discarded uncommitted",
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "records": len(batch),
+                        "error": repr(exc),
+                    },
+                )
+
+    # -- batches ------------------------------------------------------------
+
+    def take(self, tp: TopicPartition, records: list[Any]) -> None:
+        batch = self.batches.get(tp)
+        if batch is None:  # records of a partition we no longer own: its new owner reads them
+            return
+        self.stats.consumed += len(records)
+        self.stats.by_stream[batch.stream] = self.stats.by_stream.get(batch.stream, 0) + len(records)
+        self.metrics.consumed.labels(batch.stream).inc(len(records))
+        i = 0
+        while i < len(records):
+            i = batch.add(records, i)
+            if i < len(records) or batch.full():
+                self.flush(tp, batch, patient=True)
+
+    def flush(self, tp: TopicPartition, batch: PartitionBatch, patient: bool) -> None:
+        """Write the batch durably, then commit past it (the order is the whole point)."""
+        if batch.first is None or batch.last is None:
+            return
+        c = self.cfg
+        started = time.monotonic()
+        first, last = batch.first, batch.last
+        ingested_at = int(time.time() * 1000)
+
+        def write() -> Any:
+            return write_batch(
+                self.lake,
+                batch.stream,
+                tp.topic,
+                tp.partition,
+                first,
+                last,
+                batch.offsets,
+                batch.timestamps,
+                batch.rows,
+                batch.letters,
+                ingested_at,
+            )
+
+        where = f"{tp.topic}[{tp.partition}]@{first}-{last}"
+        give_up = c.give_up_after_s if patient else 0.0
+        files = with_backoff(
+            f"writing {where} to {self.lake}",
+            write,
+            (OSError,),
+            c.retry_backoff_s,
+            c.retry_max_backoff_s,
+            give_up,
+            hint="check free space and permissions of paths.lake; nothing was committed, a restart replays",
+            stop=None if patient else self.stop,
+        )
+        self.commit(tp, last + 1, where, give_up)
+        seconds = time.monotonic() - started
+        s = self.stats
+        s.written += files.rows
+        s.dead_lettered += files.dead_letters
+        s.files += len(files.paths)
+        s.batches += 1
+        m = self.metrics
+        m.written.labels(batch.stream).inc(files.rows)
+        m.dead_lettered.labels(batch.stream).inc(files.dead_letters)
+        m.files.labels(batch.stream).inc(len(files.paths))
+        m.batch_seconds.observe(seconds)
+        log.info(
+            "batch written",
+            extra={
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "first_offset": first,
+                "last_offset": last,
+                "rows": files.rows,
+                "dead_letters": files.dead_letters,
+                "files": len(files.paths),
+                "seconds": round(seconds, 4),
+            },
+        )
+        batch.reset()
+
+    def commit(self, tp: TopicPartition, offset: int, where: str, give_up_s: float) -> None:
+        assert self.consumer is not None
+        consumer = self.consumer
+
+        def attempt() -> None:
+            try:
+                consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
+            except CommitFailedError:
+                # The group rebalanced and the partition moved on: the data is on disk, and the
+                # new owner replays from the older commit, rewriting the same files. Not an error.
+                self.metrics.commit_failures.inc()
+                log.warning("commit refused after a rebalance; the new owner replays", extra={"where": where})
+                raise _Handed() from None
+
+        try:
+            with_backoff(
+                f"committing {where}",
+                attempt,
+                (KafkaError,),
+                self.cfg.retry_backoff_s,
+                self.cfg.retry_max_backoff_s,
+                give_up_s,
+                hint="the batch is on disk but not committed; a restart replays it into the same files",
+            )
+        except _Handed:
+            return
+        self.stats.commits += 1
+        self.metrics.last_commit.set_to_current_time()
+
+    def flush_due(self) -> None:
+        now = time.monotonic()
+        for tp, batch in list(self.batches.items()):
+            if batch.due(now):
+                self.flush(tp, batch, patient=True)
+
+    # -- the loop -----------------------------------------------------------
+
+    def run(self) -> IngestStats:
+        c = self.cfg
+        started = time.monotonic()
+        self.metrics.serve(c.metrics_port)
+        self.consumer = self.connect()
+        self.last_activity = time.monotonic()
+        log.info(
+            "ingest running",
+            extra={"topics": sorted(self.streams), "group_id": c.group_id, "lake": str(self.lake)},
+        )
+        try:
+            self.stats.stopped_by = self._loop()
+            # Clean stop: finish every batch and commit it.
+            for tp, batch in list(self.batches.items()):
+                self.flush(tp, batch, patient=True)
+        finally:
+            # autocommit=False: never commit a position whose data is not on disk.
+            self.consumer.close(autocommit=False)
+            self.metrics.close()
+            self.stats.elapsed_s = time.monotonic() - started
+        log.info("ingest stopped", extra=dataclasses.asdict(self.stats))
+        return self.stats
+
+    def _loop(self) -> str:
+        assert self.consumer is not None
+        c = self.cfg
+        # The first assignment of a group takes a few seconds; idleness counts only after it
+        # (or once a whole session timeout passed without one: a surplus replica is idle too).
+        joined_by = time.monotonic() + c.session_timeout_ms / 1000
+        while not self.stop.is_set():
+            max_records = c.max_poll_records
+            if c.max_messages is not None:
+                left = c.max_messages - self.stats.consumed
+                if left <= 0:
+                    return "max_messages"
+                max_records = min(max_records, left)
+            polled = self.consumer.poll(timeout_ms=_POLL_MS, max_records=max_records)
+            if polled:
+                self.last_activity = time.monotonic()
+                for tp, records in polled.items():
+                    self.take(tp, records)
+            elif self._idle(joined_by):
+                return "idle_timeout"
+            self.flush_due()
+        return "signal"
+
+    def _idle(self, joined_by: float) -> bool:
+        limit = self.cfg.idle_timeout_s
+        if limit is None or not (self.batches or time.monotonic() > joined_by):
+            return False
+        return time.monotonic() - self.last_activity >= limit
+
+
+class _Handed(Exception):
+    """A commit refused because the partition was handed to another consumer."""
+
+
+def _install_signals(stop: threading.Event) -> dict[int, Any]:
+    """First SIGTERM/SIGINT: finish the batch, commit, return. Second: exit now."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting without flushing", extra={"signal": signum})
+            os._exit(128 + signum)
+        log.info("signal received: finishing the current batches, then stopping", extra={"signal": signum})
+        stop.set()
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def run(config: Any, stop: threading.Event | None = None) -> IngestStats:
+    """Consume both topics into the lake until a signal, ``max_messages`` or ``idle_timeout_s``."""
+    stop = stop or threading.Event()
+    previous = _install_signals(stop)
+    try:
+        return IngestService(config, stop).run()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,187 @@
+"""Arrow schemas of the lake (docs/contracts.md) and the atomic, deterministic batch writer.
+
+One batch of one partition becomes at most one file per event date in
+``raw/`` and one per date in ``dlq/``, all named after the batch's first and
+last offsets. `write_batch` only returns once every file is renamed into place
+and its folder fsynced: the caller may then, and only then, commit offsets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest import lake as lake_layout
+from ingest.schema import COLUMNS
+
+_US_PER_DAY = 86_400_000_000
+_MS_PER_DAY = 86_400_000
+_TS_US = pa.timestamp("us", tz="UTC")
+_TS_MS = pa.timestamp("ms", tz="UTC")
+
+COORDINATES = [
+    pa.field("_topic", pa.string(), nullable=False),
+    pa.field("_partition", pa.int32(), nullable=False),
+    pa.field("_offset", pa.int64(), nullable=False),
+    pa.field("_kafka_timestamp", _TS_MS),
+    pa.field("_ingested_at", _TS_MS, nullable=False),
+]
+_TYPES: dict[str, pa.DataType] = {"event_time": _TS_US, "schema_version": pa.int32()}
+
+
+def _stream_schema(stream: str) -> pa.Schema:
+    # Event columns are all nullable in the file; the validator already enforced what is required.
+    return pa.schema(COORDINATES + [pa.field(n, _TYPES.get(n, pa.string())) for n in COLUMNS[stream]])
+
+
+SCHEMAS = {stream: _stream_schema(stream) for stream in COLUMNS}
+DLQ_SCHEMA = pa.schema(
+    [
+        *COORDINATES,
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("field", pa.string()),
+    ]
+)
+
+
+@dataclasses.dataclass
+class DeadLetter:
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+    reason: str
+    field: str | None
+    day: int  # event date when readable, else the Kafka timestamp's date (days since epoch)
+
+
+@dataclasses.dataclass
+class BatchFiles:
+    paths: list[Path]
+    rows: int
+    dead_letters: int
+
+
+def _coordinates(
+    topic: str, partition: int, offsets: Any, timestamps: Any, ingested_at_ms: int
+) -> list[pa.Array]:
+    n = len(offsets)
+    return [
+        pa.array([topic] * n, pa.string()) if n else pa.array([], pa.string()),
+        pa.array(np.full(n, partition, dtype=np.int32)),
+        pa.array(offsets, pa.int64()),
+        pa.array(timestamps, _TS_MS),
+        pa.array(np.full(n, ingested_at_ms, dtype=np.int64)).cast(_TS_MS),
+    ]
+
+
+def good_table(
+    stream: str,
+    topic: str,
+    partition: int,
+    offsets: list[int],
+    timestamps: list[int | None],
+    rows: list[tuple[Any, ...]],
+    ingested_at_ms: int,
+) -> pa.Table:
+    """Rows in COLUMNS[stream] order plus their Kafka coordinates -> a table of the stream's schema."""
+    schema = SCHEMAS[stream]
+    names = COLUMNS[stream]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = _coordinates(topic, partition, offsets, timestamps, ingested_at_ms)
+    for field, values in zip(list(schema)[len(COORDINATES) :], columns, strict=True):
+        arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def dead_letter_table(topic: str, partition: int, letters: list[DeadLetter], ingested_at_ms: int) -> pa.Table:
+    arrays = _coordinates(
+        topic, partition, [d.offset for d in letters], [d.timestamp for d in letters], ingested_at_ms
+    )
+    arrays += [
+        pa.array([d.key for d in letters], pa.binary()),
+        pa.array([d.value for d in letters], pa.binary()),
+        pa.array([d.reason for d in letters], pa.string()),
+        pa.array([d.field for d in letters], pa.string()),
+    ]
+    return pa.Table.from_arrays(arrays, schema=DLQ_SCHEMA)
+
+
+def _split_by_day(table: pa.Table, days: np.ndarray) -> list[tuple[int, pa.Table]]:
+    unique = np.unique(days)
+    if len(unique) == 1:
+        return [(int(unique[0]), table)]
+    return [(int(day), table.filter(pa.array(days == day))) for day in unique]
+
+
+def _write_atomic(table: pa.Table, folder: Path, name: str, created: set[Path]) -> tuple[Path, Path]:
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        created.add(folder.parent)
+    tmp = folder / f".{name}.{uuid.uuid4().hex}{lake_layout.TMP_SUFFIX}"
+    with open(tmp, "wb") as out:
+        pq.write_table(table, out, compression="zstd")
+        out.flush()
+        os.fsync(out.fileno())
+    return tmp, folder / name
+
+
+def write_batch(
+    lake: Path,
+    stream: str,
+    topic: str,
+    partition: int,
+    first: int,
+    last: int,
+    offsets: list[int],
+    timestamps: list[int | None],
+    rows: list[tuple[Any, ...]],
+    letters: list[DeadLetter],
+    ingested_at_ms: int,
+) -> BatchFiles:
+    """Write one batch durably: temp files, fsync, rename, fsync the folders.
+
+    Steps, in this order, because the caller commits offsets right after we return:
+      1. every table goes to a hidden temporary name in its final folder and is fsynced;
+      2. each is renamed onto its deterministic name (a replay overwrites, never duplicates);
+      3. every folder touched (and the parent of any folder created) is fsynced so the renames survive a crash.
+    An exception anywhere leaves at most hidden temp files, which the next owner of the partition removes.
+    """
+    name = lake_layout.file_name(topic, partition, first, last)
+    created: set[Path] = set()
+    pending: list[tuple[Path, Path]] = []
+    try:
+        if rows:
+            table = good_table(stream, topic, partition, offsets, timestamps, rows, ingested_at_ms)
+            times = np.asarray(table.column("event_time").cast(pa.int64()).to_numpy())
+            for day, part in _split_by_day(table, times // _US_PER_DAY):
+                folder = lake_layout.date_folder(lake, "raw", stream, day)
+                pending.append(_write_atomic(part, folder, name, created))
+        if letters:
+            table = dead_letter_table(topic, partition, letters, ingested_at_ms)
+            for day, part in _split_by_day(table, np.array([d.day for d in letters])):
+                folder = lake_layout.date_folder(lake, "dlq", stream, day)
+                pending.append(_write_atomic(part, folder, name, created))
+    except BaseException:
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, final in pending:
+        os.replace(tmp, final)
+    for folder in {final.parent for _, final in pending} | created:
+        lake_layout.fsync_dir(folder)
+    return BatchFiles([final for _, final in pending], len(rows), len(letters))
+
+
+def kafka_day(timestamp_ms: int | None, fallback_ms: int) -> int:
+    """Date of a Kafka timestamp (days since epoch), for dead letters whose own time is unreadable."""
+    return (timestamp_ms if timestamp_ms is not None and timestamp_ms >= 0 else fallback_ms) // _MS_PER_DAY
