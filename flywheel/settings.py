@@ -44,7 +44,7 @@ class SchedulerConfig:
     round_timeout_hours: float = setting(8.0, "the round's subprocess is stopped after this long")
     jobstore_url: str = setting("", "SQLAlchemy URL of the job store (default: sqlite in paths.runs)")
     metrics_host: str = setting("127.0.0.1", "address of the /metrics and /healthz endpoint")
-    metrics_port: int = setting(9464, "port of the /metrics and /healthz endpoint (0 = off)")
+    metrics_port: int = setting(9464, "port of the /metrics and /healthz endpoint (0 = any free, -1 = off)")
     run_on_start: bool = setting(False, "also run one round as soon as the scheduler starts")
 
     def validate(self) -> list[str]:
@@ -55,8 +55,8 @@ class SchedulerConfig:
             problems.append(p)
         if self.misfire_grace_hours <= 0 or self.round_timeout_hours <= 0:
             problems.append("misfire_grace_hours and round_timeout_hours must be > 0")
-        if not 0 <= self.metrics_port <= 65535:
-            problems.append(f"metrics_port must be 0-65535, got {self.metrics_port}")
+        if not -1 <= self.metrics_port <= 65535:
+            problems.append(f"metrics_port must be -1 (off) or 0-65535, got {self.metrics_port}")
         return problems
 
 
