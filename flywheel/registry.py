@@ -79,13 +79,14 @@ def validate_version(version: str) -> str:
 
 
 class Registry:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], status_last: int = 10) -> None:
         self.root = Path(root)
         self.models = self.root / "models"
+        self.status_last = status_last
 
     @classmethod
     def from_config(cls, config: Any) -> Registry:
-        return cls(config.paths.registry)
+        return cls(config.paths.registry, status_last=config.registry.status_last)
 
     # -- reading -----------------------------------------------------------
 
@@ -104,7 +105,14 @@ class Registry:
         if not self.models.is_dir():
             return []
         found = [p for p in self.models.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()]
-        found.sort(key=lambda p: (json.loads((p / MANIFEST).read_text())["created"], p.name))
+
+        def created(p: Path) -> str:
+            try:
+                return str(json.loads((p / MANIFEST).read_text(encoding="utf-8")).get("created", ""))
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                return ""  # a damaged manifest sorts first; verify() reports it
+
+        found.sort(key=lambda p: (created(p), p.name))
         return [p.name for p in found]
 
     def champion(self) -> str | None:
@@ -124,14 +132,26 @@ class Registry:
         return self.path(version)
 
     def manifest(self, version: str) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads((self.path(version) / MANIFEST).read_text(encoding="utf-8"))
+        path = self.path(version) / MANIFEST
+        try:
+            result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RegistryError(
+                f"{path} is not valid JSON: {exc}", hint="re-train or re-register the version"
+            ) from None
+        if not isinstance(result, dict) or not isinstance(result.get("files"), dict):
+            raise RegistryError(f"{path} has no file list", hint="re-train or re-register the version")
         return result
 
     def verify(self, version: str) -> list[str]:
         """Problems with a version's files: missing, resized or altered since it was written."""
         folder = self.path(version)
+        try:
+            files = self.manifest(version)["files"]
+        except RegistryError as exc:
+            return [exc.message]
         problems = []
-        for rel, meta in self.manifest(version)["files"].items():
+        for rel, meta in files.items():
             f = folder / rel
             if not f.is_file():
                 problems.append(f"{rel} is missing")
@@ -139,7 +159,7 @@ class Registry:
                 problems.append(f"{rel} has {f.stat().st_size} bytes, expected {meta['size']}")
             elif _sha256(f) != meta["sha256"]:
                 problems.append(f"{rel} fails its sha256 checksum")
-        if not any(rel.endswith(".safetensors") for rel in self.manifest(version)["files"]):
+        if not any(rel.endswith(".safetensors") for rel in files):
             problems.append("no safetensors weights")
         return problems
 
@@ -165,12 +185,27 @@ class Registry:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _append(self, action: str, version: str, previous: str | None, reason: str, evidence: dict[str, Any]) -> None:
+    def _append(
+        self, action: str, version: str, previous: str | None, reason: str, evidence: dict[str, Any]
+    ) -> None:
         event = HistoryEvent(_now(), action, version, previous, reason, evidence)
         with (self.root / "history.jsonl").open("a", encoding="utf-8") as log:
             log.write(json.dumps(dataclasses.asdict(event), sort_keys=True, default=str) + "\n")
             log.flush()
             os.fsync(log.fileno())
+
+    def _sweep_staging(self) -> None:
+        """Remove staging folders left by processes that died (killed mid-write); never a live one."""
+        for folder in self.models.glob(".staging-*"):
+            pid = folder.name.rsplit("-", 1)[-1]
+            if not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(folder, ignore_errors=True)
+            except PermissionError:
+                pass  # alive, owned by another user
 
     @contextlib.contextmanager
     def stage(self, version: str, metadata: dict[str, Any] | None = None) -> Iterator[Path]:
@@ -185,6 +220,7 @@ class Registry:
         if (self.models / version).exists():
             raise RegistryError(f"version {version} already exists", hint="pick another version name")
         self.models.mkdir(parents=True, exist_ok=True)
+        self._sweep_staging()
         staging = self.models / f".staging-{version}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -207,7 +243,9 @@ class Registry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def register(self, path: str | os.PathLike[str], champion: bool = False, version: str | None = None) -> str:
+    def register(
+        self, path: str | os.PathLike[str], champion: bool = False, version: str | None = None
+    ) -> str:
         """Copy a checkpoint folder (weights, tokenizer) into the registry as a new version."""
         src = Path(path)
         if not (src / "config.json").is_file():
@@ -244,14 +282,19 @@ class Registry:
         _fsync_dir(self.root)
 
     def promote(self, version: str, reason: str, evidence: dict[str, Any] | None = None) -> None:
-        """Make ``version`` the champion, after checking its files against their checksums."""
-        problems = self.verify(version)
-        if problems:
-            raise RegistryError(
-                f"refusing to promote {version}: " + "; ".join(problems),
-                hint="re-train or re-register the version; the champion is unchanged",
-            )
+        """Make ``version`` the champion, after checking its files against their checksums.
+
+        The order is: verify, write the new pointer to a temporary file, rename
+        it over the old one, then append to the history. A crash before the
+        rename leaves the old champion; the rename itself is atomic.
+        """
         with self._locked():
+            problems = self.verify(version)
+            if problems:
+                raise RegistryError(
+                    f"refusing to promote {version}: " + "; ".join(problems),
+                    hint="re-train or re-register the version; the champion is unchanged",
+                )
             previous = self.champion()
             if previous == version:
                 raise RegistryError(f"{version} is already the champion")
@@ -292,13 +335,37 @@ class Registry:
             self._append("rollback", target, current, reason, {})
             return target
 
-    def status_text(self, last: int = 10) -> str:
+    def last_decisions(self) -> dict[str, HistoryEvent]:
+        """The latest promote, reject or rollback event naming each version."""
+        latest: dict[str, HistoryEvent] = {}
+        for event in self.history():
+            if event.action in ("promote", "reject", "rollback"):
+                latest[event.version] = event
+        return latest
+
+    def status_text(self, last: int | None = None) -> str:
+        """The champion, every other version with its kind and latest decision, and the last events."""
         champion = self.champion()
-        lines = [f"registry: {self.root}", f"champion: {champion or '(none)'}", "versions:"]
-        for v in self.versions():
-            mark = "*" if v == champion else " "
-            lines.append(f"  {mark} {v}")
-        events = self.history()[-last:]
+        decided = self.last_decisions()
+        lines = [f"registry: {self.root}", f"champion: {champion or '(none)'}"]
+        versions = self.versions()
+        others = [v for v in versions if v != champion]
+        lines.append("candidates:" if others else "candidates: (none)")
+        for v in others:
+            try:
+                kind = str(self.manifest(v).get("kind", "?"))
+            except RegistryError:
+                kind = "damaged"
+            event = decided.get(v)
+            state = (
+                "pending"
+                if event is None
+                else {"promote": "promoted", "reject": "rejected"}.get(event.action, "rolled back to")
+            )
+            if event is not None and event.action == "promote":
+                state = "former champion"
+            lines.append(f"  {v}  [{kind}] {state}" + (f" ({event.reason})" if event else ""))
+        events = self.history()[-(last or self.status_last) :]
         if events:
             lines.append("last decisions:")
             for e in events:

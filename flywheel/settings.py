@@ -18,7 +18,9 @@ class SimulateConfig:
 class RegistryConfig:
     """The model registry."""
 
-    keep_history: bool = setting(True, "keep an append-only history of promotions and rollbacks")
+    status_last: int = setting(
+        10, "history events `flywheel status` shows (the history itself is never trimmed)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""The held-out traces: read a snapshot's eval.parquet, check it, and render prompts as model text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from evals.errors import EvalError
+
+REQUIRED = ("prompt", "completion", "label", "trace_id")
+
+
+def load_eval(snapshot: Path, max_rows: int, seed: int) -> pd.DataFrame:
+    """The snapshot's eval split, checked, with the optional columns filled in."""
+    path = Path(snapshot) / "eval.parquet"
+    if not path.is_file():
+        raise EvalError(
+            f"{path} does not exist",
+            hint="pass --snapshot with a folder written by `flywheel curate` (it holds eval.parquet)",
+        )
+    frame = pq.read_table(path).to_pandas()
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise EvalError(
+            f"{path} lacks column(s) {', '.join(missing)}",
+            hint="docs/contracts.md lists the snapshot columns; rebuild it with `flywheel curate`",
+        )
+    problems = []
+    for col in ("prompt", "completion", "label"):
+        if frame[col].isna().any():
+            problems.append(f"{int(frame[col].isna().sum())} null {col}(s)")
+    if problems:
+        raise EvalError(
+            f"{path} has " + ", ".join(problems), hint="rebuild the snapshot with `flywheel curate`"
+        )
+    labels = frame["label"].astype(bool)
+    if labels.all() or not labels.any():
+        raise EvalError(
+            f"{path} has only {'thumbs-up' if labels.all() else 'thumbs-down'} rows ({len(frame)})",
+            hint="the gate needs both labels in the held-out split; collect more feedback or widen the snapshot",
+        )
+    for col, default in (("prompt_format", "text"), ("session_id", None), ("user_id", None), ("tags", "{}")):
+        if col not in frame.columns:
+            frame[col] = default
+    frame["label"] = labels
+    if len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=seed)
+    return frame.reset_index(drop=True)
+
+
+def clusters(frame: pd.DataFrame, by: str) -> np.ndarray:
+    """Cluster id per row: the chosen column, falling back to user, then to the trace itself."""
+    order = [by, *[c for c in ("session_id", "user_id", "trace_id") if c != by]]
+    out = pd.Series([None] * len(frame), dtype=object)
+    for col in order:
+        if col in frame.columns:
+            values = frame[col].astype(object).where(frame[col].notna() & (frame[col] != ""), None)
+            out = out.where(out.notna(), col + ":" + values.astype(str).where(values.notna(), None))
+    return out.fillna("row").to_numpy(dtype=str)
+
+
+def tags(frame: pd.DataFrame) -> list[dict[str, str]]:
+    result = []
+    for raw in frame["tags"]:
+        try:
+            value = json.loads(raw) if isinstance(raw, str) and raw else {}
+        except json.JSONDecodeError:
+            value = {}
+        result.append({str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {})
+    return result
+
+
+def render_prompt(prompt: str, prompt_format: str, tokenizer: Any) -> str:
+    """The text the model sees: a chat template for message lists when the tokenizer has one."""
+    if prompt_format != "messages":
+        return prompt
+    try:
+        messages = json.loads(prompt)
+    except json.JSONDecodeError as exc:
+        raise EvalError(f"a messages prompt is not JSON: {exc}", hint="rebuild the snapshot") from None
+    if getattr(tokenizer, "chat_template", None):
+        text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text
+    # No template (tiny and base models): a plain transcript ending where the answer starts.
+    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
+    return "\n".join([*lines, "assistant:"])

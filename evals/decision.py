@@ -1,0 +1,169 @@
+"""Guards and the decision: promote only when the primary metric's interval excludes no improvement
+and every guard passes. Every check leaves a readable reason, pass or fail."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from evals.config import NO_IMPROVEMENT, EvalsConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    value: float | None
+    threshold: str
+    reason: str
+
+
+@dataclasses.dataclass
+class Decision:
+    promote: bool
+    reasons: list[str]
+    candidate: str
+    champion: str
+    snapshot: str
+    checks: list[Check]
+    metrics: dict[str, Any]
+    report_path: Path = Path()
+
+    def summary(self) -> str:
+        verdict = "PROMOTE" if self.promote else "REJECT"
+        lines = [f"{verdict} {self.candidate} over champion {self.champion} (snapshot {self.snapshot})"]
+        lines += [f"  - {r}" for r in self.reasons]
+        lines.append(f"  report: {self.report_path}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "promote": self.promote,
+            "decision": "promote" if self.promote else "reject",
+            "candidate": self.candidate,
+            "champion": self.champion,
+            "snapshot": self.snapshot,
+            "reasons": self.reasons,
+            "checks": [dataclasses.asdict(c) for c in self.checks],
+            "metrics": self.metrics,
+        }
+
+
+def _f(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def primary_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
+    name = cfg.primary_metric
+    source = metrics["agreement"] if name in ("auc", "margin") else metrics.get("replay", {})
+    est = source.get(name)
+    null = NO_IMPROVEMENT[name]
+    if est is None:
+        return Check(
+            f"primary:{name}", False, None, f"> {null}", f"{name} was not measured (needs replay and a judge)"
+        )
+    value, low, high = est["value"], est["low"], est["high"]
+    passed = bool(low > null)
+    ci = f"{name} {_f(value)}, {cfg.ci_level:.0%} CI [{_f(low)}, {_f(high)}]"
+    if passed:
+        reason = f"{ci} excludes no improvement ({null})"
+    elif high < null:
+        reason = f"{ci} is worse than the champion (no improvement = {null})"
+    else:
+        reason = f"{ci} does not exclude no improvement ({null})"
+    return Check(f"primary:{name}", passed, value, f"CI low > {null}", reason)
+
+
+def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
+    checks = []
+    chosen = metrics["agreement"]["chosen_logp_change"]["value"]
+    checks.append(
+        Check(
+            "chosen_logp_drop",
+            chosen >= cfg.min_chosen_logp_change,
+            chosen,
+            f">= {cfg.min_chosen_logp_change}",
+            f"mean log-prob change on thumbs-up completions {_f(chosen)} nats/token "
+            f"({'within' if chosen >= cfg.min_chosen_logp_change else 'below'} {cfg.min_chosen_logp_change})",
+        )
+    )
+    replay = metrics.get("replay")
+    if replay:
+        ratio = replay["length_ratio"]
+        ok = cfg.min_length_ratio <= ratio <= cfg.max_length_ratio
+        checks.append(
+            Check(
+                "length_ratio",
+                ok,
+                ratio,
+                f"[{cfg.min_length_ratio}, {cfg.max_length_ratio}]",
+                f"answer length ratio candidate/champion {_f(ratio)} "
+                f"({'within' if ok else 'outside'} [{cfg.min_length_ratio}, {cfg.max_length_ratio}]; "
+                f"{replay['mean_length_candidate']:.0f} vs {replay['mean_length_champion']:.0f} chars)",
+            )
+        )
+        kl = replay["kl_per_token"]["value"]
+        checks.append(
+            Check(
+                "kl_drift",
+                kl <= cfg.max_kl,
+                kl,
+                f"<= {cfg.max_kl}",
+                f"KL from the champion on sampled answers {_f(kl)} nats/token "
+                f"({'within' if kl <= cfg.max_kl else 'above'} {cfg.max_kl})",
+            )
+        )
+        if "format_rate_candidate" in replay:
+            drop = replay["format_rate_champion"] - replay["format_rate_candidate"]
+            checks.append(
+                Check(
+                    "format",
+                    drop <= cfg.max_format_drop,
+                    drop,
+                    f"<= {cfg.max_format_drop}",
+                    f"format match rate {_f(replay['format_rate_candidate'])} vs champion "
+                    f"{_f(replay['format_rate_champion'])} (drop allowed {cfg.max_format_drop})",
+                )
+            )
+        if "refusal_rate_candidate" in replay:
+            rise = replay["refusal_rate_candidate"] - replay["refusal_rate_champion"]
+            checks.append(
+                Check(
+                    "refusal",
+                    rise <= cfg.max_refusal_increase,
+                    rise,
+                    f"<= {cfg.max_refusal_increase}",
+                    f"refusal rate {_f(replay['refusal_rate_candidate'])} vs champion "
+                    f"{_f(replay['refusal_rate_champion'])} (rise allowed {cfg.max_refusal_increase})",
+                )
+            )
+    floor = 0.5 - cfg.max_slice_auc_drop
+    judged = [s for s in metrics.get("slices", []) if s["judged"]]
+    failing = [s for s in judged if s["auc"]["value"] < floor]
+    if judged:
+        names = ", ".join(f"{s['key']}={s['value']} (AUC {_f(s['auc']['value'])})" for s in failing)
+        checks.append(
+            Check(
+                "slices",
+                not failing,
+                min(s["auc"]["value"] for s in judged),
+                f"every slice AUC >= {floor}",
+                f"slice regression: {names}"
+                if failing
+                else f"{len(judged)} slice(s), every AUC >= {_f(floor)}",
+            )
+        )
+    return checks
+
+
+def decide(
+    metrics: dict[str, Any], cfg: EvalsConfig, candidate: str, champion: str, snapshot: str
+) -> Decision:
+    checks = [primary_check(metrics, cfg), *guard_checks(metrics, cfg)]
+    promote = all(c.passed for c in checks)
+    failed = [f"{c.name}: {c.reason}" for c in checks if not c.passed]
+    passed = [f"{c.name}: {c.reason}" for c in checks if c.passed]
+    # Failures first: they are why a candidate is rejected.
+    reasons = failed + passed if not promote else passed
+    return Decision(promote, reasons, candidate, champion, snapshot, checks, metrics)

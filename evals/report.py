@@ -1,0 +1,156 @@
+"""The gate's report: eval_report.json and report.html (decision and reasons first, then metrics,
+plots as embedded PNG, and side-by-side examples of the biggest wins and losses).
+
+Both files are written to temporary names and renamed, so a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evals.decision import Decision
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+.promote{color:#0a7a2f}.reject{color:#b3261e}table{border-collapse:collapse;margin:1em 0}
+td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
+.pass{color:#0a7a2f}.fail{color:#b3261e;font-weight:bold}pre{white-space:pre-wrap;margin:0}
+img{max-width:100%}"""
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def plots(
+    reward: np.ndarray, labels: np.ndarray, lengths: dict[str, list[int]], slices: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Base64 PNGs: reward by label, answer lengths, slice AUCs."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    out = {}
+    fig, ax = plt.subplots(figsize=(6, 3))
+    bins = list(np.histogram_bin_edges(reward, bins=30)) if len(reward) else 10
+    ax.hist(reward[labels], bins=bins, alpha=0.6, label="thumbs-up", color="#0a7a2f")
+    ax.hist(reward[~labels], bins=bins, alpha=0.6, label="thumbs-down", color="#b3261e")
+    ax.set_xlabel("implicit reward: log p_candidate - log p_champion")
+    ax.set_ylabel("held-out completions")
+    ax.legend()
+    out["Implicit reward by label"] = _png(fig)
+    if lengths.get("candidate"):
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.hist([lengths["champion"], lengths["candidate"]], bins=20, label=["champion", "candidate"])
+        ax.set_xlabel("replay answer length (characters)")
+        ax.legend()
+        out["Replay answer lengths"] = _png(fig)
+    judged = [s for s in slices if "auc" in s]
+    if judged:
+        fig, ax = plt.subplots(figsize=(6, 0.4 * len(judged) + 1))
+        names = [f"{s['key']}={s['value']} (n={s['rows']})" for s in judged]
+        values = [s["auc"]["value"] for s in judged]
+        errors = np.array(
+            [[s["auc"]["value"] - s["auc"]["low"], s["auc"]["high"] - s["auc"]["value"]] for s in judged]
+        ).T
+        ax.barh(names, values, xerr=np.nan_to_num(errors), color="#4a6fa5")
+        ax.axvline(0.5, color="black", linewidth=1)
+        ax.set_xlabel("AUC per slice (0.5 = no change)")
+        out["Slices"] = _png(fig)
+    return out
+
+
+def _metric_rows(metrics: dict[str, Any]) -> str:
+    rows = []
+    for group in ("agreement", "replay"):
+        for name, value in metrics.get(group, {}).items():
+            if isinstance(value, dict) and "value" in value:
+                text = f"{value['value']:.4f} [{value['low']:.4f}, {value['high']:.4f}] (n={value['n']})"
+            else:
+                text = html.escape(str(value))
+            rows.append(f"<tr><td>{group}</td><td>{html.escape(name)}</td><td>{text}</td></tr>")
+    return "<table><tr><th>group</th><th>metric</th><th>value [CI]</th></tr>" + "".join(rows) + "</table>"
+
+
+def _examples(examples: dict[str, list[dict[str, Any]]]) -> str:
+    parts = []
+    for title, items in examples.items():
+        if not items:
+            continue
+        rows = "".join(
+            f"<tr><td><pre>{html.escape(e['prompt'])}</pre></td><td><pre>{html.escape(e['candidate'])}</pre></td>"
+            f"<td><pre>{html.escape(e['champion'])}</pre></td><td>{e['margin']:.3f}</td></tr>"
+            for e in items
+        )
+        parts.append(
+            f"<h3>{html.escape(title)}</h3><table><tr><th>prompt</th><th>candidate</th><th>champion</th>"
+            f"<th>judge margin</th></tr>{rows}</table>"
+        )
+    return "".join(parts) or "<p>No judged replay pairs.</p>"
+
+
+def render_html(decision: Decision, images: dict[str, str], examples: dict[str, list[dict[str, Any]]]) -> str:
+    verdict = "promote" if decision.promote else "reject"
+    checks = "".join(
+        f"<tr><td>{html.escape(c.name)}</td><td class={'pass' if c.passed else 'fail'}>"
+        f"{'pass' if c.passed else 'FAIL'}</td><td>{html.escape(c.threshold)}</td>"
+        f"<td>{html.escape(c.reason)}</td></tr>"
+        for c in decision.checks
+    )
+    figures = "".join(
+        f"<h3>{html.escape(t)}</h3><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
+        for t, b in images.items()
+    )
+    title = f"{decision.candidate} vs {decision.champion}"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Gate: {html.escape(title)}</title>
+<style>{STYLE}</style></head><body>
+<h1 class="{verdict}">{verdict.upper()}: {html.escape(title)}</h1>
+<p>snapshot {html.escape(decision.snapshot)}</p>
+<h2>Reasons</h2><ul>{"".join(f"<li>{html.escape(r)}</li>" for r in decision.reasons)}</ul>
+<h2>Checks</h2><table><tr><th>check</th><th>result</th><th>threshold</th><th>detail</th></tr>{checks}</table>
+<h2>Metrics</h2>{_metric_rows(decision.metrics)}
+<h2>Plots</h2>{figures}
+<h2>Biggest wins and losses</h2>{_examples(examples)}
+</body></html>"""
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: an undefined statistic (e.g. a slice with one label) is written as null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write(
+    folder: Path, decision: Decision, images: dict[str, str], examples: dict[str, list[dict[str, Any]]]
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = _finite({**decision.to_dict(), "examples": examples})
+    _atomic_write(folder / "eval_report.json", json.dumps(payload, indent=2, sort_keys=True, allow_nan=False))
+    _atomic_write(folder / "report.html", render_html(decision, images, examples))
+    return folder / "eval_report.json"

@@ -1,0 +1,134 @@
+"""`flywheel eval`: the candidate against the champion on a snapshot's held-out traces.
+
+1. agreement with users (implicit reward, AUC and margin with cluster-bootstrap CIs),
+2. replay (both models answer held-out prompts; a judge compares; win rate and LC win rate),
+3. guards (length ratio, chosen-probability drop, KL drift, slices, format, refusals),
+4. the decision, 5. the report under ``<registry>/evals/<candidate>-vs-<champion>/``.
+
+The gate decides and reports; it never switches the champion (``nightly``
+promotes or records the rejection with the registry).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evals import agreement, data, decision, report
+from evals.errors import EvalError
+from evals.judges import make_judge
+from evals.replay import Replay, replay_metrics, run_replay
+from evals.scoring import load, pick_device
+from flywheel.config import write_resolved
+from flywheel.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def pick_candidate(registry: Registry, champion: str) -> str:
+    """The newest trained candidate (else the newest version) that is not the champion."""
+    others = [v for v in registry.versions() if v != champion]
+    trained = [v for v in others if registry.manifest(v).get("kind") == "candidate"]
+    if not others:
+        raise EvalError(
+            f"the registry at {registry.root} has no version besides the champion {champion}",
+            hint="train one with `flywheel train` or name it with --candidate",
+        )
+    return (trained or others)[-1]
+
+
+def pick_snapshot(config: Any, registry: Registry, candidate: str) -> Path:
+    """The snapshot the candidate was trained from (its eval split is held out), else the newest."""
+    snapshot_id = registry.manifest(candidate).get("snapshot_id")
+    if snapshot_id:
+        path = Path(config.paths.lake) / "curated" / str(snapshot_id)
+        if path.is_dir():
+            return path
+    try:
+        from curation.snapshot import latest_snapshot
+
+        latest = latest_snapshot(Path(config.paths.lake))
+    except ImportError:
+        latest = None
+    if latest is None:
+        raise EvalError(
+            f"no snapshot to evaluate {candidate} on under {config.paths.lake}/curated",
+            hint="pass --snapshot DIR or build one with `flywheel curate`",
+        )
+    return Path(latest)
+
+
+def examples(r: Replay, count: int) -> dict[str, list[dict[str, Any]]]:
+    if r.judgement is None or r.margin is None or not count:
+        return {}
+    order = np.argsort(r.margin)
+    pick = [
+        {
+            "prompt": r.prompts[i],
+            "candidate": r.candidate[i],
+            "champion": r.champion[i],
+            "margin": float(r.margin[i]),
+        }
+        for i in order
+    ]
+    wins = [e for e in reversed(pick) if e["margin"] > 0][:count]
+    losses = [e for e in pick if e["margin"] < 0][:count]
+    return {"Biggest wins of the candidate": wins, "Biggest losses of the candidate": losses}
+
+
+def run(config: Any, candidate: str | None = None, snapshot: str | Path | None = None) -> decision.Decision:
+    cfg = config.evals
+    started = time.perf_counter()
+    registry = Registry.from_config(config)
+    champion = registry.champion()
+    if champion is None:
+        raise EvalError(
+            f"the registry at {registry.root} has no champion to compare with",
+            hint="`flywheel register PATH --champion` adds the base model as the first champion",
+        )
+    candidate = candidate or pick_candidate(registry, champion)
+    if candidate == champion:
+        raise EvalError(f"{candidate} is the champion; nothing to compare", hint="name another --candidate")
+    problems = registry.verify(candidate)
+    if problems:
+        raise EvalError(f"candidate {candidate} is damaged: " + "; ".join(problems), hint="re-train it")
+    snap = Path(snapshot) if snapshot else pick_snapshot(config, registry, candidate)
+    frame = data.load_eval(snap, cfg.max_eval_rows, cfg.seed)
+    clusters = data.clusters(frame, cfg.cluster_by)
+    labels = frame["label"].to_numpy(dtype=bool)
+    device = pick_device(cfg.device)
+    log.info("gate: %s vs %s on %s (%d held-out rows)", candidate, champion, snap.name, len(frame))
+
+    cand = load("candidate", registry.path(candidate), device)
+    champ = load("champion", registry.path(champion), device)
+    scores = agreement.score_traces(frame, cand, champ, cfg)
+    metrics: dict[str, Any] = {"agreement": agreement.agreement_metrics(scores, labels, clusters, cfg)}
+    metrics["slices"] = agreement.slice_metrics(frame, scores, clusters, cfg)
+    scored = time.perf_counter()
+    replayed: Replay | None = None
+    if cfg.replay_prompts:
+        replayed = run_replay(frame, clusters, cand, champ, make_judge(cfg), cfg)
+        metrics["replay"] = replay_metrics(replayed, cfg)
+    metrics["timing"] = {
+        "agreement_s": scored - started,
+        "replay_s": time.perf_counter() - scored,
+        "rows_per_s": len(frame) / max(scored - started, 1e-9),
+    }
+    result = decision.decide(metrics, cfg, candidate, champion, snap.name)
+
+    folder = registry.root / "evals" / f"{candidate}-vs-{champion}"
+    lengths = {
+        "candidate": [len(t) for t in replayed.candidate] if replayed else [],
+        "champion": [len(t) for t in replayed.champion] if replayed else [],
+    }
+    images = report.plots(scores.reward, labels, lengths, metrics["slices"])
+    result.report_path = report.write(
+        folder, result, images, examples(replayed, cfg.examples) if replayed else {}
+    )
+    write_resolved(config, folder / "config.toml")
+    log.info("gate: %s in %.1fs", "promote" if result.promote else "reject", time.perf_counter() - started)
+    return result

@@ -1,0 +1,103 @@
+"""Models and log-probabilities: load a registry version, score completions in length-sorted batches."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evals.errors import EvalError
+
+
+@dataclasses.dataclass
+class Loaded:
+    name: str
+    model: Any
+    tokenizer: Any
+    device: torch.device
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise EvalError(
+            f"evals.device is {setting} but no CUDA device is visible", hint="set evals.device = auto"
+        )
+    return torch.device(setting)
+
+
+def load(name: str, path: Path, device: torch.device) -> Loaded:
+    """A causal LM and its tokenizer from a folder, in eval mode, with a pad token."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = model.to(device).eval()  # type: ignore[arg-type]
+    except (OSError, ValueError) as exc:
+        raise EvalError(
+            f"cannot load {name} from {path}: {exc}", hint="`flywheel status` lists versions"
+        ) from None
+    if tokenizer.pad_token is None:
+        # Padding positions are masked out everywhere, so any token will do.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return Loaded(name, model, tokenizer, device)
+
+
+def encode(
+    tok: Any, prompts: Sequence[str], completions: Sequence[str], append_eos: bool
+) -> list[tuple[list[int], list[int]]]:
+    """Token ids of each prompt and completion, tokenized apart so the boundary is exact."""
+    p_ids = tok(list(prompts), add_special_tokens=True)["input_ids"]
+    c_ids = tok(list(completions), add_special_tokens=False)["input_ids"]
+    eos = [tok.eos_token_id] if append_eos and tok.eos_token_id is not None else []
+    return [(list(p), list(c) + eos) for p, c in zip(p_ids, c_ids, strict=True)]
+
+
+@torch.no_grad()
+def logprobs(
+    m: Loaded, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int, max_length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of log p(completion | prompt) and completion token count per pair.
+
+    Pairs are scored in batches of similar length (sorted by total length) so a
+    batch carries little padding; results come back in the input order.
+    Prompts longer than ``max_length`` minus the completion are cut on the left.
+    """
+    sums = np.zeros(len(pairs))
+    counts = np.zeros(len(pairs), dtype=np.int64)
+    rows = []
+    for p, c in pairs:
+        c = c[: max_length - 1]
+        p = p[-max(1, max_length - len(c)) :] if p else [m.tokenizer.eos_token_id or 0]
+        rows.append((p, c))
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+    pad = m.tokenizer.pad_token_id or 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        seqs = [rows[i][0] + rows[i][1] for i in idx]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(idx), width), dtype=torch.long)
+        target = torch.zeros((len(idx), width), dtype=torch.bool)
+        for j, i in enumerate(idx):
+            p, c = rows[i]
+            ids[j, : len(p) + len(c)] = torch.tensor(p + c)
+            attn[j, : len(p) + len(c)] = 1
+            target[j, len(p) : len(p) + len(c)] = True
+        logits = m.model(input_ids=ids.to(m.device), attention_mask=attn.to(m.device)).logits.float()
+        # Position t predicts token t+1.
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_logp = logp.gather(-1, ids[:, 1:].to(m.device).unsqueeze(-1)).squeeze(-1)
+        mask = target[:, 1:].to(m.device)
+        batch_sums = (token_logp * mask).sum(dim=1).cpu().numpy()
+        for j, i in enumerate(idx):
+            sums[i] = batch_sums[j]
+            counts[i] = len(rows[i][1])
+    return sums, counts

@@ -1,0 +1,136 @@
+"""Statistics of the gate: AUC, margins, win rates, and cluster-bootstrap intervals.
+
+Every interval resamples *clusters* (sessions or users), not rows: answers in
+one session share a user and a context, so resampling rows would pretend they
+are independent and make the intervals too narrow. A resample is a vector of
+per-cluster multiplicities; every statistic here takes per-row weights, so all
+resamples are computed at once as a (resamples x rows) weight matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+Stat = Callable[[np.ndarray], np.ndarray]  # weights (B, n) -> statistic (B,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+
+
+def cluster_weights(clusters: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """(samples, n) row weights: each cluster drawn with replacement as often as it has members."""
+    _, index = np.unique(clusters, return_inverse=True)
+    k = int(index.max()) + 1 if len(index) else 0
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(k, np.full(k, 1.0 / k), size=samples) if k else np.zeros((samples, 0))
+    return counts[:, index].astype(np.float64)
+
+
+def bootstrap(
+    stat: Stat, clusters: np.ndarray, samples: int, level: float, seed: int
+) -> tuple[float, float, float]:
+    """Point value and percentile interval of ``stat`` under cluster resampling."""
+    n = len(clusters)
+    point = float(stat(np.ones((1, n)))[0])
+    values = stat(cluster_weights(clusters, samples, seed))
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return point, float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    return point, float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
+def weighted_auc(scores: np.ndarray, positive: np.ndarray) -> Stat:
+    """Probability that a positive row outscores a negative one (ties count half), per weight row."""
+    uniq, group = np.unique(scores, return_inverse=True)
+    onehot = np.zeros((len(scores), len(uniq)))
+    onehot[np.arange(len(scores)), group] = 1.0
+    pos = positive.astype(bool)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        pos_w = (w * pos) @ onehot  # (B, groups), groups in ascending score order
+        neg_w = (w * ~pos) @ onehot
+        below = np.cumsum(neg_w, axis=1) - neg_w
+        wins = (pos_w * (below + 0.5 * neg_w)).sum(axis=1)
+        total = pos_w.sum(axis=1) * neg_w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, wins / np.where(total > 0, total, 1), np.nan)
+
+    return stat
+
+
+def weighted_margin(scores: np.ndarray, positive: np.ndarray) -> Stat:
+    """Mean score of positive rows minus mean score of negative rows."""
+    pos = positive.astype(bool)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        wp, wn = (w * pos), (w * ~pos)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (wp @ scores) / wp.sum(axis=1) - (wn @ scores) / wn.sum(axis=1)
+
+    return stat
+
+
+def weighted_mean(values: np.ndarray) -> Stat:
+    def stat(w: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (w @ values) / w.sum(axis=1)
+
+    return stat
+
+
+def length_feature(length_diff: np.ndarray) -> np.ndarray:
+    """AlpacaEval 2 LC's length term: tanh of the length difference over its standard deviation."""
+    scale = float(np.std(length_diff))
+    return np.tanh(length_diff / scale) if scale > 0 else np.zeros_like(length_diff, dtype=np.float64)
+
+
+def _fit_logistic(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1e-3, iters: int = 50
+) -> np.ndarray:
+    """Intercept and slope of a weighted logistic regression, one fit per weight row (Newton's method).
+
+    ``y`` may be fractional (a tie is 0.5); the log-loss handles it. A small
+    ridge keeps a perfectly separated resample finite.
+    """
+    b = w.shape[0]
+    theta = np.zeros((b, 2))
+    design = np.stack([np.ones_like(x), x], axis=1)  # (n, 2)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(theta @ design.T)))  # (B, n)
+        grad = ((w * (p - y)) @ design) + l2 * theta
+        h = (w * p * (1 - p)) @ (design[:, :, None] * design[:, None, :]).reshape(len(x), 4)
+        hess = h.reshape(b, 2, 2) + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
+        theta -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return theta
+
+
+def lc_win_rate(judgement: np.ndarray, length_diff: np.ndarray) -> Stat:
+    """Win rate at zero length difference: sigmoid of the intercept of judgement ~ tanh(len diff / sd)."""
+    x = length_feature(length_diff.astype(np.float64))
+    y = judgement.astype(np.float64)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        theta = _fit_logistic(x, y, w)
+        return 1.0 / (1.0 + np.exp(-theta[:, 0]))
+
+    return stat
+
+
+def estimate(stat: Stat, clusters: np.ndarray, samples: int, level: float, seed: int) -> Estimate:
+    value, low, high = bootstrap(stat, clusters, samples, level, seed)
+    return Estimate(value, low, high, len(clusters))
