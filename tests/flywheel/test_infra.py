@@ -1,0 +1,116 @@
+"""Every file shipped under infra/ is loaded: YAML parsed, TOML resolved by flywheel.config.load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flywheel import config as cfg
+from flywheel.cronspec import cron_problem
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+YAMLS = sorted([*INFRA.rglob("*.yml"), *INFRA.rglob("*.yaml")])
+TOMLS = sorted(INFRA.rglob("*.toml"))
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+
+
+def _k8s(kind: str) -> list[dict[str, Any]]:
+    return [d for p in (INFRA / "k8s").glob("*.yaml") for d in _docs(p) if d.get("kind") == kind]
+
+
+def test_every_shipped_file_is_covered() -> None:
+    known = {*YAMLS, *TOMLS, INFRA / "Dockerfile", INFRA / "README.md"}
+    shipped = {p for p in INFRA.rglob("*") if p.is_file()}
+    assert shipped == known, f"files no test loads: {sorted(shipped - known)}"
+    assert len(YAMLS) >= 10 and len(TOMLS) >= 2
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(INFRA)))
+def test_yaml_parses(path: Path) -> None:
+    docs = _docs(path)
+    assert docs and all(isinstance(d, dict) for d in docs)
+
+
+@pytest.mark.parametrize("path", TOMLS, ids=lambda p: str(p.relative_to(INFRA)))
+def test_toml_is_a_valid_flywheel_config(path: Path) -> None:
+    config = cfg.load(path, env={})  # unknown keys or bad values raise ConfigError
+    assert config.paths.lake.startswith("/data")
+    assert cron_problem(config.scheduler.cron, config.scheduler.timezone) is None
+
+
+def test_config_maps_hold_valid_configs(tmp_path: Path) -> None:
+    maps = [m for m in _k8s("ConfigMap") if "config.toml" in m["data"]]
+    assert maps
+    for m in maps:
+        f = tmp_path / "config.toml"
+        f.write_text(m["data"]["config.toml"])
+        config = cfg.load(f, env={})
+        assert config.kafka.security_protocol == "SASL_SSL" and config.kafka.sasl_plain_password is None
+    prom = next(m for m in _k8s("ConfigMap") if "prometheus.yml" in m["data"])
+    assert yaml.safe_load(prom["data"]["prometheus.yml"])["scrape_configs"]
+
+
+def test_production_example_uses_sasl_ssl_without_secrets() -> None:
+    prod = cfg.load(INFRA / "config" / "production.toml", env={})
+    assert prod.kafka.security_protocol == "SASL_SSL"
+    assert prod.kafka.sasl_mechanism and prod.kafka.ssl_cafile
+    assert prod.kafka.sasl_plain_password is None, "secrets belong in the environment"
+    # The password reaches it from the environment, as the manifests set it.
+    with_secret = cfg.load(
+        INFRA / "config" / "production.toml", env={"FLYWHEEL_KAFKA__SASL_PLAIN_PASSWORD": "s3cret"}
+    )
+    assert with_secret.kafka.client_kwargs()["sasl_plain_password"] == "s3cret"
+
+
+def test_compose_runs_kraft_kafka_ingest_and_scheduler() -> None:
+    compose = _docs(INFRA / "docker-compose.yml")[0]
+    services = compose["services"]
+    assert {"kafka", "kafka-init", "ingest", "scheduler", "prometheus"} <= set(services)
+    env = services["kafka"]["environment"]
+    assert "controller" in env["KAFKA_PROCESS_ROLES"] and "ZOOKEEPER" not in str(env).upper()
+    assert services["ingest"]["command"] == ["ingest"] and services["scheduler"]["command"] == ["schedule"]
+    assert services["scheduler"]["deploy"]["replicas"] == 1
+    compose_cfg = cfg.load(INFRA / "config" / "compose.toml", env={})
+    assert compose_cfg.kafka.bootstrap_servers == "kafka:9092"
+    prom = _docs(INFRA / "prometheus" / "prometheus.yml")[0]
+    targets = str(prom["scrape_configs"])
+    assert f"scheduler:{compose_cfg.scheduler.metrics_port}" in targets
+    assert str(compose_cfg.ingest.metrics_port) in targets
+    gpu = _docs(INFRA / "docker-compose.gpu.yml")[0]["services"]["scheduler"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+def test_k8s_ingest_replicas_match_partitions_and_nightly_is_on_a_gpu() -> None:
+    job = _k8s("Job")[0]
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ingest = next(d for d in _k8s("Deployment") if d["metadata"]["name"] == "flywheel-ingest")
+    assert ingest["spec"]["replicas"] == int(env["PARTITIONS"])
+    cron = _k8s("CronJob")[0]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron_problem(cron["spec"]["schedule"]) is None
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["containers"][0]["args"][0] == "nightly"
+    claims = {c["metadata"]["name"] for c in _k8s("PersistentVolumeClaim")}
+    for workload in [ingest, *_k8s("Deployment")]:
+        spec = workload["spec"]["template"]["spec"]
+        used = {
+            v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v
+        }
+        assert used <= claims and used
+    listed = set(_docs(INFRA / "k8s" / "kustomization.yaml")[0]["resources"])
+    for name in listed:
+        assert (INFRA / "k8s" / name).is_file()
+
+
+def test_dockerfile_runs_the_flywheel_command() -> None:
+    text = (INFRA / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["flywheel"]' in text and "HF_HUB_OFFLINE=1" in text
+    for package in ("flywheel", "ingest", "curation", "training", "evals"):
+        assert f"COPY {package} ./{package}" in text
