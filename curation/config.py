@@ -6,9 +6,101 @@ import dataclasses
 
 from flywheel.config import setting
 
+CONFLICT_POLICIES = ("majority", "drop", "keep")
+TIE_POLICIES = ("drop", "keep")
+BALANCE_MODES = ("weights", "downsample")
+# Data-quality expectations that may be made critical (stop the round) or left as warnings.
+DQ_CHECKS = (
+    "raw_required_not_null",
+    "raw_allowed_labels",
+    "raw_timestamps_in_range",
+    "raw_duplicate_rate",
+    "orphan_rate",
+    "aged_out_share",
+    "curated_required_not_null",
+    "curated_lengths",
+    "class_ratio",
+    "both_classes_in_train",
+    "min_train_rows",
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class CurationConfig:
     """How raw feedback becomes a KTO snapshot."""
 
     max_age_days: int = setting(30, "feedback older than this many days (before --as-of) is aged out")
+    trace_lookback_days: int = setting(
+        7, "traces served up to this many days before the oldest feedback kept are read for the join"
+    )
+    grace_hours: float = setting(
+        6.0, "feedback whose trace has not arrived after this many hours is orphaned (before: pending)"
+    )
+    keep_last_champions: int = setting(
+        3, "feedback on model versions older than the last K champions is aged out (0 keeps every version)"
+    )
+    conflict_policy: str = setting(
+        "majority",
+        "users disagreeing on one prompt+completion: majority (minority dropped), drop (all), keep (all)",
+    )
+    tie_policy: str = setting("drop", "with conflict_policy=majority, an even split is dropped or kept")
+    min_prompt_chars: int = setting(1, "shorter prompts (after trimming) are dropped as empty")
+    max_prompt_chars: int = setting(8000, "longer prompts are dropped as over-long")
+    min_completion_chars: int = setting(1, "shorter completions (after trimming) are dropped as empty")
+    max_completion_chars: int = setting(8000, "longer completions are dropped as over-long")
+    redact_pii: bool = setting(True, "replace emails, phone numbers, card numbers and IP addresses")
+    max_per_prompt: int = setting(50, "at most this many rows per distinct prompt (0: no cap)")
+    max_per_user: int = setting(1000, "at most this many rows per user (0: no cap)")
+    balance: str = setting(
+        "weights", "weights: KTO class weights with the ratio in [1, 4/3]; downsample: drop majority rows"
+    )
+    eval_fraction: float = setting(0.1, "share of sessions (else traces) held out for evaluation")
+    seed: int = setting(0, "salts the split, caps and downsampling: same seed, same snapshot")
+    threads: int = setting(2, "DuckDB worker threads")
+    memory_limit: str = setting("2GB", "DuckDB memory limit (spills to disk beyond it)")
+    critical_checks: tuple[str, ...] = setting(
+        (
+            "raw_required_not_null",
+            "raw_allowed_labels",
+            "curated_required_not_null",
+            "curated_lengths",
+            "both_classes_in_train",
+            "min_train_rows",
+        ),
+        "data-quality checks that stop the round when they fail; the others are warnings",
+    )
+    max_duplicate_rate: float = setting(0.2, "raw_duplicate_rate fails above this share of duplicate event_ids")
+    max_orphan_rate: float = setting(0.1, "orphan_rate fails above this share of feedback without a trace")
+    max_aged_out_share: float = setting(0.8, "aged_out_share fails above this share of feedback aged out")
+    min_desirable_share: float = setting(0.05, "class_ratio fails when train has a smaller desirable share")
+    max_desirable_share: float = setting(0.95, "class_ratio fails when train has a larger desirable share")
+    max_future_skew_minutes: float = setting(
+        10.0, "raw_timestamps_in_range fails for event times this far after their ingestion"
+    )
+    min_train_rows: int = setting(2, "min_train_rows fails with fewer training rows")
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.conflict_policy not in CONFLICT_POLICIES:
+            problems.append(f"conflict_policy must be one of {CONFLICT_POLICIES}, got {self.conflict_policy!r}")
+        if self.tie_policy not in TIE_POLICIES:
+            problems.append(f"tie_policy must be one of {TIE_POLICIES}, got {self.tie_policy!r}")
+        if self.balance not in BALANCE_MODES:
+            problems.append(f"balance must be one of {BALANCE_MODES}, got {self.balance!r}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        for name in ("max_age_days", "trace_lookback_days", "keep_last_champions", "max_per_prompt"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_per_user < 0 or self.grace_hours < 0 or self.threads < 1:
+            problems.append("max_per_user and grace_hours must be >= 0 and threads >= 1")
+        if self.min_prompt_chars > self.max_prompt_chars:
+            problems.append("min_prompt_chars must be <= max_prompt_chars")
+        if self.min_completion_chars > self.max_completion_chars:
+            problems.append("min_completion_chars must be <= max_completion_chars")
+        unknown = [c for c in self.critical_checks if c not in DQ_CHECKS]
+        if unknown:
+            problems.append(f"critical_checks has unknown checks {unknown}; known: {list(DQ_CHECKS)}")
+        if not 0.0 <= self.min_desirable_share <= self.max_desirable_share <= 1.0:
+            problems.append("need 0 <= min_desirable_share <= max_desirable_share <= 1")
+        return problems

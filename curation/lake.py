@@ -1,0 +1,97 @@
+"""The raw lake as curation sees it: the contract's schemas and the date folders to read.
+
+Folders are ``raw/<stream>/dt=YYYY-MM-DD/``; only the dates inside the window
+are read (pruning), and the rows in folders that are wholly too old are
+counted from the Parquet footers, without reading a column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_TS_MS = pa.timestamp("ms", tz="UTC")
+_TS_US = pa.timestamp("us", tz="UTC")
+
+COMMON_FIELDS = [
+    pa.field("_topic", pa.string()),
+    pa.field("_partition", pa.int32()),
+    pa.field("_offset", pa.int64()),
+    pa.field("_kafka_timestamp", _TS_MS),
+    pa.field("_ingested_at", _TS_MS),
+    pa.field("schema_version", pa.int32()),
+    pa.field("extra", pa.string()),
+]
+
+TRACES_SCHEMA = pa.schema(
+    [
+        *COMMON_FIELDS,
+        pa.field("trace_id", pa.string()),
+        pa.field("event_time", _TS_US),
+        pa.field("model_version", pa.string()),
+        pa.field("prompt", pa.string()),
+        pa.field("prompt_format", pa.string()),
+        pa.field("completion", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("tags", pa.string()),
+    ]
+)
+
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        *COMMON_FIELDS,
+        pa.field("event_id", pa.string()),
+        pa.field("trace_id", pa.string()),
+        pa.field("event_time", _TS_US),
+        pa.field("kind", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("edited_completion", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("comment", pa.string()),
+        pa.field("prompt", pa.string()),
+        pa.field("prompt_format", pa.string()),
+        pa.field("completion", pa.string()),
+        pa.field("model_version", pa.string()),
+    ]
+)
+
+SCHEMAS = {"traces": TRACES_SCHEMA, "feedback": FEEDBACK_SCHEMA}
+
+
+def _dated_folders(root: Path) -> list[tuple[dt.date, Path]]:
+    found = []
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.is_dir() and folder.name.startswith("dt="):
+                try:
+                    found.append((dt.date.fromisoformat(folder.name[3:]), folder))
+                except ValueError:
+                    continue  # not a date folder the ingest writes; never ours to read
+    return sorted(found)
+
+
+def window_files(lake: Path, stream: str, first: dt.date, last: dt.date) -> tuple[list[str], int, int]:
+    """Parquet files of ``stream`` dated in [first, last], and the rows and files dated before ``first``.
+
+    Folders after ``last`` hold events that happened after --as-of: not read, not counted.
+    """
+    files: list[str] = []
+    older_rows = 0
+    older_files = 0
+    for day, folder in _dated_folders(lake / "raw" / stream):
+        parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+        if day < first:
+            older_files += len(parts)
+            older_rows += sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        elif day <= last:
+            files.extend(str(p) for p in parts)
+    return files, older_rows, older_files
+
+
+def empty_table(stream: str) -> pa.Table:
+    """A zero-row table of the stream's schema, for a lake that has none of it yet."""
+    return SCHEMAS[stream].empty_table()

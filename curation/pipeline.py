@@ -1,0 +1,214 @@
+"""Runs the SQL chain in ``sql/`` over the raw lake and counts the rows after every step.
+
+Each ``NN_name.sql`` makes one table from the previous ones. The early steps carry only
+keys, hashes and lengths; the text is read once, at the end, for the rows that made it
+(``11_fetch.sql``): the plan that keeps memory flat at 10 M events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from curation.config import CurationConfig
+from curation.lake import empty_table, window_files
+from curation.policy import Balance, balance
+
+SQL_DIR = Path(__file__).parent / "sql"
+_PARAM = re.compile(r"\$([a-z_]+)")
+_NO_LIMIT = 2**62
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """The time bounds of one curation run, all derived from --as-of."""
+
+    as_of: dt.datetime
+    cutoff: dt.datetime  # feedback before this is aged out
+    grace_cutoff: dt.datetime  # feedback after this may still see its trace arrive
+
+    @classmethod
+    def build(cls, as_of: dt.datetime, cfg: CurationConfig) -> Window:
+        return cls(
+            as_of=as_of,
+            cutoff=as_of - dt.timedelta(days=cfg.max_age_days),
+            grace_cutoff=as_of - dt.timedelta(hours=cfg.grace_hours),
+        )
+
+
+def load_sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _bind(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    # DuckDB rejects parameters a statement does not use, so pass only the ones it names.
+    used = {name: params[name] for name in set(_PARAM.findall(text))}
+    return con.execute(text, used)
+
+
+def _table(con: duckdb.DuckDBPyConnection, table: str, name: str, params: dict[str, Any]) -> None:
+    _bind(con, f"CREATE OR REPLACE TEMP TABLE {table} AS\n" + load_sql(name), params)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, query: str) -> Any:
+    row = con.execute(query).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _grouped(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:
+    return {str(k): int(n) for k, n in con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY 1").fetchall()}
+
+
+def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "threads": cfg.threads,
+            "memory_limit": cfg.memory_limit,
+            "temp_directory": str(spill),
+            # Row order is set explicitly where it matters; not keeping it saves memory.
+            "preserve_insertion_order": False,
+        },
+    )
+    # Dates of timestamps (the dt= folders, the daily plot) are UTC dates.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(load_sql("00_macros"))
+    return con
+
+
+def _source(con: duckdb.DuckDBPyConnection, lake: Path, stream: str, first: dt.date, last: dt.date) -> dict[str, int]:
+    files, older_rows, older_files = window_files(lake, stream, first, last)
+    if files:
+        con.read_parquet(files, union_by_name=True).create_view(f"{stream}_src", replace=True)
+    else:
+        con.register(f"{stream}_src", empty_table(stream))
+    return {f"{stream}_files": len(files), f"{stream}_older_files": older_files, f"{stream}_older_rows": older_rows}
+
+
+@dataclasses.dataclass
+class Result:
+    counts: dict[str, int]
+    inputs: dict[str, Any]
+    balance: Balance
+    class_counts: dict[str, dict[str, int]]
+
+
+def run_pipeline(
+    con: duckdb.DuckDBPyConnection, lake: Path, cfg: CurationConfig, window: Window, versions: list[str] | None
+) -> Result:
+    """Build table ``out`` (the snapshot's rows, with a ``split`` column) and count every step."""
+    first = window.cutoff.date()
+    last = window.as_of.date()
+    inputs = _source(con, lake, "feedback", first, last)
+    inputs.update(_source(con, lake, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), last))
+    params: dict[str, Any] = {
+        "as_of": window.as_of,
+        "cutoff": window.cutoff,
+        "grace_cutoff": window.grace_cutoff,
+        "keep_all_versions": versions is None,
+        "versions": versions or [],
+        "seed": cfg.seed,
+        "policy": cfg.conflict_policy,
+        "tie_policy": cfg.tie_policy,
+        "min_prompt": cfg.min_prompt_chars,
+        "max_prompt": cfg.max_prompt_chars,
+        "min_completion": cfg.min_completion_chars,
+        "max_completion": cfg.max_completion_chars,
+        "max_per_prompt": cfg.max_per_prompt,
+        "max_per_user": cfg.max_per_user,
+        "eval_ppm": round(cfg.eval_fraction * 1_000_000),
+        "redact": cfg.redact_pii,
+    }
+    c: dict[str, int] = {}
+    row = _bind(con, load_sql("01_read_counts"), params).fetchone()
+    assert row is not None
+    c["read"], c["after_as_of"] = int(row[0]), int(row[1])
+    c["aged_out_by_date_folders"] = inputs["feedback_older_rows"]
+
+    _table(con, "fb", "02_feedback", params)
+    c["after_dedupe"] = _scalar(con, "SELECT count(*) FROM fb")
+    c["duplicates"] = c["read"] - c["after_dedupe"]
+    c["after_latest_action"] = _scalar(con, "SELECT count(*) FROM fb WHERE is_latest")
+    c["superseded"] = c["after_dedupe"] - c["after_latest_action"]
+    c["after_age_date"] = _scalar(con, "SELECT count(*) FROM fb WHERE is_latest AND recent")
+    c["aged_out_by_date"] = c["after_latest_action"] - c["after_age_date"]
+
+    _table(con, "tr", "03_traces", params)
+    _table(con, "joined", "04_joined", params)
+    con.execute("DROP TABLE fb; DROP TABLE tr")
+    status = _grouped(con, "joined", "status")
+    for key in ("joined", "self_contained", "pending", "orphaned", "invalid"):
+        c[key] = status.get(key, 0)
+    c["after_join"] = c["joined"] + c["self_contained"]
+    c["after_age_version"] = _scalar(
+        con, "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy"
+    )
+    c["aged_out_by_version"] = c["after_join"] - c["after_age_version"]
+    c["edits"] = _scalar(
+        con, "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND kind = 'edit'"
+    )
+
+    _table(con, "rows", "05_rows", params)
+    con.execute("DROP TABLE joined")
+    c["after_edits"] = _scalar(con, "SELECT count(*) FROM rows")
+    _table(con, "resolved", "06_conflicts", params)
+    con.execute("DROP TABLE rows")
+    verdict = _grouped(con, "resolved", "verdict")
+    c["conflict_minority"] = verdict.get("minority", 0)
+    c["conflict_ties"] = verdict.get("tie", 0)
+    c["conflict_dropped"] = verdict.get("conflict", 0)
+    c["after_conflicts"] = verdict.get("keep", 0)
+
+    _table(con, "filtered", "07_filters", params)
+    con.execute("DROP TABLE resolved")
+    reason = _grouped(con, "filtered", "reason")
+    c["dropped_empty"] = reason.get("empty", 0)
+    c["dropped_too_long"] = reason.get("too_long", 0)
+    c["after_filters"] = reason.get("ok", 0)
+
+    _table(con, "capped", "08_caps", params)
+    con.execute("DROP TABLE filtered")
+    reason = _grouped(con, "capped", "reason")
+    c["capped_per_prompt"] = c["after_filters"] - sum(reason.values())
+    c["capped_per_user"] = reason.get("cap_user", 0)
+    c["after_caps"] = reason.get("ok", 0)
+
+    _table(con, "split_rows", "09_split", params)
+    con.execute("DROP TABLE capped")
+    c["moved_to_train_shared_prompt"] = _scalar(
+        con, "SELECT count(*) FROM split_rows WHERE hashed_eval AND split = 'train'"
+    )
+    classes = {
+        (s, bool(lab)): int(n)
+        for s, lab, n in con.execute("SELECT split, label, count(*) FROM split_rows GROUP BY ALL").fetchall()
+    }
+    bal = balance(classes.get(("train", True), 0), classes.get(("train", False), 0), cfg.balance)
+    downsample = cfg.balance == "downsample"
+    params["keep_up"] = bal.keep_desirable if downsample else _NO_LIMIT
+    params["keep_down"] = bal.keep_undesirable if downsample else _NO_LIMIT
+    _table(con, "final_rows", "10_balance", params)
+    con.execute("DROP TABLE split_rows")
+    c["after_balance"] = _scalar(con, "SELECT count(*) FROM final_rows")
+    c["downsampled"] = c["after_caps"] - c["after_balance"]
+
+    _table(con, "out", "11_fetch", params)
+    con.execute("DROP TABLE final_rows")
+    pii = con.execute(
+        "SELECT count_if(has_email), count_if(has_card), count_if(has_ip), count_if(has_phone) FROM out"
+    ).fetchone()
+    assert pii is not None
+    c["pii_email"], c["pii_card"], c["pii_ip"], c["pii_phone"] = (int(x) for x in pii)
+    class_counts: dict[str, dict[str, int]] = {
+        s: {"desirable": 0, "undesirable": 0} for s in ("train", "eval")
+    }
+    for s, lab, n in con.execute("SELECT split, label, count(*) FROM out GROUP BY ALL").fetchall():
+        class_counts[s]["desirable" if lab else "undesirable"] = int(n)
+    c["train"] = sum(class_counts["train"].values())
+    c["eval"] = sum(class_counts["eval"].values())
+    return Result(counts={k: int(v) for k, v in c.items()}, inputs=inputs, balance=bal, class_counts=class_counts)

@@ -1,0 +1,166 @@
+"""`flywheel curate`: raw lake -> checked, immutable KTO snapshot.
+
+Steps: resolve the window from --as-of; run the SQL chain (``pipeline``); derive the
+snapshot id from the rows; if that snapshot exists, return it untouched; else write the
+splits, the data-quality report and the manifest into a staging folder and publish it
+by a rename. A failed critical check keeps the folder as ``_rejected-<id>`` and raises
+:class:`~curation.errors.DataQualityError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from curation.errors import CurationError, DataQualityError
+from curation.pipeline import Window, connect, load_sql, run_pipeline
+from curation.policy import on_policy_versions
+from curation.snapshot import MANIFEST, content_digest, curated_root, export_splits, publish, reject, write_json
+from flywheel.config import write_resolved
+from flywheel.registry import Registry
+
+
+def parse_as_of(as_of: str | dt.datetime | None) -> dt.datetime:
+    """--as-of as an aware UTC datetime (now when None)."""
+    if as_of is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    if isinstance(as_of, str):
+        try:
+            parsed = dt.datetime.fromisoformat(as_of.strip().replace("z", "Z"))
+        except ValueError:
+            raise CurationError(
+                f"--as-of {as_of!r} is not an RFC 3339 time",
+                hint="write it like 2026-05-01T02:00:00Z or 2026-05-01T04:00:00+02:00",
+            ) from None
+        as_of = parsed
+    if as_of.tzinfo is None:
+        raise CurationError(
+            f"--as-of {as_of.isoformat()} has no UTC offset",
+            hint="add Z or an offset such as +02:00, so the window does not depend on this machine's zone",
+        )
+    return as_of.astimezone(dt.UTC)
+
+
+def _metrics(con: Any, counts: dict[str, int], params: dict[str, Any]) -> dict[str, float]:
+    raw = con.execute(load_sql("q_raw_profile"), params).df().iloc[0].to_dict()
+    cur = con.execute(load_sql("q_curated_profile")).df().iloc[0].to_dict()
+    judged = counts["after_age_date"] - counts["pending"]
+    seen = counts["after_latest_action"] + counts["aged_out_by_date_folders"]
+    return {
+        "raw_required_nulls": float(raw["raw_required_nulls"] or 0),
+        "raw_bad_labels": float(raw["raw_bad_labels"] or 0),
+        "raw_future_events": float(raw["raw_future_events"] or 0),
+        "duplicate_rate": counts["duplicates"] / counts["read"] if counts["read"] else 0.0,
+        "orphan_rate": counts["orphaned"] / judged if judged else 0.0,
+        "aged_out_share": (counts["aged_out_by_date"] + counts["aged_out_by_date_folders"] + counts["aged_out_by_version"])
+        / seen
+        if seen
+        else 0.0,
+        "curated_required_nulls": float(cur["curated_required_nulls"] or 0),
+        "train_desirable_share": float(cur["train_desirable_share"] or 0),
+        "train_classes": float(cur["train_classes"] or 0),
+        "train_rows": float(cur["train_rows"] or 0),
+    }
+
+
+def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
+    """Build (or find) the snapshot for ``as_of``; returns its folder. Prints nothing."""
+    cfg = config.curation
+    lake = Path(config.paths.lake)
+    if not (lake / "raw" / "feedback").is_dir():
+        raise CurationError(
+            f"no raw feedback under {lake / 'raw' / 'feedback'}",
+            hint="run `flywheel ingest` first, or point --lake at the lake it writes",
+        )
+    window = Window.build(parse_as_of(as_of), cfg)
+    versions, version_note = on_policy_versions(Registry(config.paths.registry).history(), cfg.keep_last_champions)
+    root = curated_root(lake)
+    root.mkdir(parents=True, exist_ok=True)
+    spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=root))
+    try:
+        con = connect(cfg, spill)
+        try:
+            return _build(config, con, lake, root, window, versions, version_note)
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _build(config: Any, con: Any, lake: Path, root: Path, window: Window, versions: Any, version_note: str) -> Path:
+    cfg = config.curation
+    result = run_pipeline(con, lake, cfg, window, versions)
+    counts = result.counts
+    if counts["read"] + counts["aged_out_by_date_folders"] == 0:
+        raise CurationError(
+            f"no raw feedback in {lake / 'raw' / 'feedback'} up to {window.as_of.isoformat()}",
+            hint="check --as-of, or run `flywheel ingest` until feedback has landed",
+        )
+    trained = result.class_counts["train"]
+    weights = {"desirable_weight": result.balance.desirable_weight, "undesirable_weight": result.balance.undesirable_weight}
+    snapshot_id, basis = content_digest(con, weights)
+    final = root / snapshot_id
+    if (final / MANIFEST).is_file():
+        return final  # immutable: the same rows were curated before
+
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{snapshot_id}-", dir=root))
+    try:
+        hashes = export_splits(con, staging)
+        checks = _report(config, con, staging, snapshot_id, counts, window, [version_note])
+        manifest = {
+            "snapshot_id": snapshot_id,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+            "as_of": window.as_of.isoformat(),
+            "window": {"aged_out_before": window.cutoff.isoformat(), "orphaned_before": window.grace_cutoff.isoformat()},
+            "inputs": {"lake": str(lake.resolve()), **result.inputs},
+            "config": dataclasses.asdict(cfg),
+            "counts": counts,
+            "class_counts": result.class_counts,
+            "kto": weights,
+            "kto_ratio": round(result.balance.ratio(trained["desirable"], trained["undesirable"]), 6)
+            if trained["undesirable"]
+            else None,
+            "balance": cfg.balance,
+            "model_versions": {"kept": versions, "note": version_note},
+            "hashes": {"files": hashes, "content": basis},
+            "quality": [dataclasses.asdict(c) for c in checks],
+        }
+        write_resolved(config, staging / "config.toml")
+        write_json(staging / MANIFEST, manifest)
+        critical = [(c.name, c.why()) for c in checks if not c.success and c.severity == "critical"]
+        if critical:
+            kept = reject(staging, snapshot_id)
+            raise DataQualityError(critical, report=str(kept / "quality" / "summary.html"))
+        return publish(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _report(
+    config: Any, con: Any, folder: Path, snapshot_id: str, counts: dict[str, int], window: Window, notes: list[str]
+) -> list[Any]:
+    from curation import quality, summary
+
+    cfg = config.curation
+    params = {"as_of": window.as_of, "skew_minutes": cfg.max_future_skew_minutes}
+    metrics = _metrics(con, counts, params)
+    curated = con.execute(load_sql("q_curated_frame"), {"limit": quality.FRAME_LIMIT}).df()
+    docs = folder / "quality" / "gx"
+    docs.mkdir(parents=True, exist_ok=True)
+    checks = quality.run_suite(cfg, metrics, curated, docs, window)
+    page = summary.render(
+        snapshot_id,
+        counts,
+        checks,
+        con.execute(load_sql("q_daily"), {"as_of": window.as_of}).df(),
+        con.execute(load_sql("q_by_version")).df(),
+        con.execute(load_sql("q_lengths"), {"limit": 20_000}).df(),
+        notes,
+    )
+    (folder / "quality" / "summary.html").write_text(page, encoding="utf-8")
+    return checks

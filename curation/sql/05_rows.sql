@@ -1,0 +1,21 @@
+-- Trainable rows: a thumb as it is; an edit becomes the user's completion (desirable)
+-- and the original completion (undesirable).
+WITH
+usable AS (
+    SELECT * FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy
+),
+expanded AS (
+    SELECT * EXCLUDE (eh, elen, etrim, up), 'thumb' AS source, up AS label
+    FROM usable WHERE kind = 'thumb'
+    UNION ALL BY NAME
+    SELECT * EXCLUDE (ch, clen, ctrim, up) RENAME (eh AS ch, elen AS clen, etrim AS ctrim), 'edit' AS source, true AS label
+    FROM usable WHERE kind = 'edit'
+    UNION ALL BY NAME
+    SELECT * EXCLUDE (eh, elen, etrim, up), 'edit_original' AS source, false AS label
+    FROM usable WHERE kind = 'edit'
+)
+SELECT
+    *,
+    -- a stable pseudo-random rank (md5, not hash(): the same across DuckDB versions) for caps and downsampling
+    md5_number_lower($seed::VARCHAR || ':' || event_id || ':' || source) AS rk
+FROM expanded

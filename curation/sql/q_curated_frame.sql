@@ -1,0 +1,8 @@
+-- The curated rows GX checks row by row (keys and lengths; a NULL length is a NULL text):
+-- all of them up to $limit, else a stable subset.
+SELECT
+    split, label, trace_id, event_time, model_version, source,
+    length(prompt) AS prompt_chars, length(completion) AS completion_chars
+FROM out
+ORDER BY md5(event_id || source)
+LIMIT $limit
