@@ -321,9 +321,10 @@ class IngestService:
     def _loop(self) -> str:
         assert self.consumer is not None
         c = self.cfg
-        # The first assignment of a group takes a few seconds; idleness counts only after it
-        # (or once a whole session timeout passed without one: a surplus replica is idle too).
-        joined_by = time.monotonic() + c.session_timeout_ms / 1000
+        # Joining takes seconds, and after a crash the group waits for the dead member's session
+        # to expire first; idleness counts only after an assignment, or after three session
+        # timeouts without one (a surplus replica with no partition is idle too).
+        joined_by = time.monotonic() + 3 * c.session_timeout_ms / 1000
         while not self.stop.is_set():
             max_records = c.max_poll_records
             if c.max_messages is not None:

@@ -1,0 +1,102 @@
+"""`flywheel ingest` as a real process: SIGTERM stops it cleanly, kill -9 loses and doubles nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import write_resolved
+from ingest.producer import EventProducer
+from ingest.service import run as ingest
+from tests.ingest.lakeutil import (
+    committed,
+    files,
+    free_port,
+    ids,
+    offsets_on_disk,
+    scrape,
+    temps,
+    trace_event,
+    wait_for,
+)
+
+pytestmark = pytest.mark.broker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(config, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    path = write_resolved(config, tmp_path / f"{name}.toml")
+    env = dict(os.environ, FLYWHEEL_LOG_FORMAT="json")
+    return subprocess.Popen(
+        [sys.executable, "-m", "flywheel.cli", "ingest", "--config", str(path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _produce(config, n: int) -> None:
+    with EventProducer(config.kafka) as out:
+        for i in range(n):
+            out.send_raw(config.kafka.traces_topic, trace_event(i), key=f"k{i}".encode())
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_0(broker_config, tmp_path):
+    port = free_port()
+    # Batches that never fill or age: only the shutdown path can write them.
+    config = broker_config.replace(
+        **{"ingest.metrics_port": port, "ingest.batch_max_records": 10**6, "ingest.batch_max_age_s": 3600.0}
+    )
+    proc = _start(config, tmp_path, "sigterm")
+    try:
+        _produce(config, 700)
+        wait_for(lambda: scrape(port, "flywheel_ingest_consumed_total") >= 700, 60, "700 records consumed")
+        assert not files(Path(config.paths.lake))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"700 records consumed" in out
+    lake = Path(config.paths.lake)
+    assert sorted(ids(lake, "traces", "trace_id")) == sorted(f"tr-{i}" for i in range(700))
+    disk = offsets_on_disk(lake)
+    for tp, offset in committed(config).items():
+        assert disk.get(tp, []) == list(range(offset)), tp
+    assert sum(committed(config).values()) == 700
+
+
+def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(broker_config, tmp_path):
+    n = 6000
+    config = broker_config.replace(**{"ingest.batch_max_records": 150, "ingest.batch_max_age_s": 3600.0})
+    lake = Path(config.paths.lake)
+    _produce(config, n)
+    proc = _start(config, tmp_path, "doomed")
+    try:
+        wait_for(lambda: len(files(lake)) >= 8, 90, "some batches on disk")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    names_before = {p.name for p in files(lake)}
+    written_before = len(ids(lake, "traces", "trace_id"))
+    assert written_before < n, "the kill came too late to interrupt anything"
+    # The restart resumes from the committed offsets; partial batches are replayed.
+    stats = ingest(config.replace(**{"ingest.idle_timeout_s": 1.5}))
+    # At most one uncommitted batch per partition is replayed.
+    assert n - written_before <= stats.consumed <= n - written_before + 4 * 150, stats.summary()
+    trace_ids = Counter(ids(lake, "traces", "trace_id"))
+    assert set(trace_ids) == {f"tr-{i}" for i in range(n)}, "an event is missing"
+    assert max(trace_ids.values()) == 1, "an event was written twice"
+    assert names_before <= {p.name for p in files(lake)}, "a replay wrote a different file name"
+    assert not temps(lake), "temporary files were left behind"
+    disk = offsets_on_disk(lake)
+    for tp, offset in committed(config).items():
+        assert disk.get(tp, []) == list(range(offset)), tp
