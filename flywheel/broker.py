@@ -74,6 +74,15 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
+        # Check first: a connect-based readiness probe would mistake another listener for ours.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError as exc:
+                raise TerminalError(
+                    f"port {self.port} on 127.0.0.1 is already in use ({exc.strerror})",
+                    hint="stop what holds it or pick another with --port",
+                ) from None
         self.process = subprocess.Popen(
             [
                 _binary(),
