@@ -22,6 +22,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,17 @@ log = logging.getLogger("flywheel.nightly")
 class Stages:
     """The stage entry points a round calls (docs/contracts.md); tests pass stand-ins."""
 
-    curate: Callable[[Config], Path]
+    curate: Callable[[Config, datetime | None], Path]
     train: Callable[[Config, Path], str]
     gate: Callable[[Config, str, Path], Any]  # -> evals Decision (promote, reasons, report_path, metrics)
 
 
 def real_stages() -> Stages:
     # Imported when called: `flywheel status` and the scheduler never pay for torch.
-    def curate(config: Config) -> Path:
+    def curate(config: Config, as_of: datetime | None) -> Path:
         from curation.run import run
 
-        return Path(run(config))
+        return Path(run(config, as_of=as_of))
 
     def train(config: Config, snapshot: Path) -> str:
         from training.run import run
@@ -83,8 +84,11 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run(config: Config, stages: Stages | None = None) -> RoundResult:
-    """Run one round under the round lock; every outcome is in the returned record and on disk."""
+def run(config: Config, stages: Stages | None = None, as_of: datetime | None = None) -> RoundResult:
+    """Run one round under the round lock; every outcome is in the returned record and on disk.
+
+    ``as_of`` curates as of that time instead of now (backfills, and the demo's compressed days).
+    """
     stages = stages or real_stages()
     runs = Path(config.paths.runs)
     registry = Registry.from_config(config)
@@ -92,7 +96,11 @@ def run(config: Config, stages: Stages | None = None) -> RoundResult:
         prior = interrupted(runs) if config.nightly.resume else None
         ledger = Ledger(runs)
         write_resolved(config, ledger.path.with_suffix(".config.toml"))
-        ledger.set(champion_before=registry.champion(), resumed_from=prior["run_id"] if prior else None)
+        ledger.set(
+            champion_before=registry.champion(),
+            resumed_from=prior["run_id"] if prior else None,
+            as_of=as_of.isoformat() if as_of else None,
+        )
         if prior:
             log.info("resuming after interrupted round %s (%s)", prior["run_id"], prior.get("status"))
         step = "curate"
@@ -104,7 +112,7 @@ def run(config: Config, stages: Stages | None = None) -> RoundResult:
             ledger.begin(name)
 
         try:
-            _round(config, stages, ledger, registry, prior, enter)
+            _round(config, stages, ledger, registry, prior, enter, as_of)
         except FlywheelError as exc:
             ledger.end(step, "failed", exc.message)
             ledger.doc["exit_code"] = exc.exit_code
@@ -132,6 +140,7 @@ def _round(
     registry: Registry,
     prior: dict[str, Any] | None,
     enter: Callable[[str], None],
+    as_of: datetime | None,
 ) -> None:
     # 1. curate, or re-use the interrupted round's snapshot.
     enter("curate")
@@ -145,7 +154,7 @@ def _round(
         snapshot = Path(reused)
         ledger.end("curate", "done", f"re-used snapshot of interrupted round {prior and prior['run_id']}")
     else:
-        snapshot = stages.curate(config)
+        snapshot = stages.curate(config, as_of)
         ledger.end("curate", "done", f"snapshot {snapshot}")
     snapshot_id, train_rows = snapshot_facts(snapshot)
     ledger.set(snapshot_id=snapshot_id, snapshot_path=str(snapshot), train_rows=train_rows)

@@ -69,7 +69,7 @@ def stages(
             (root / f"hanging-{step}").write_text(str(os.getpid()))
             time.sleep(3600)
 
-    def curate(config: cfg.Config) -> Path:
+    def curate(config: cfg.Config, as_of: Any = None) -> Path:
         _note(root, "curate")
         digest = hashlib.sha256(f"rows={rows}".encode()).hexdigest()[:12]
         snap = Path(config.paths.lake) / "curated" / digest

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from curation.errors import DataQualityError
 from flywheel import ledger
-from flywheel.errors import TerminalError
 from flywheel.nightly import run
 from flywheel.registry import Registry
 from tests.flywheel.nightly_standins import calls, make_config, seed_champion, stages
@@ -85,16 +85,19 @@ def test_failed_data_quality_stops_the_round(tmp_path: Path) -> None:
     seed_champion(tmp_path)
     good = stages(tmp_path)
 
-    def curate(config):  # type: ignore[no-untyped-def]
-        raise TerminalError("2 critical expectations failed: label not null", hint="see quality/summary.html")
+    def curate(config, as_of):  # type: ignore[no-untyped-def]
+        raise DataQualityError(
+            [("both_classes_in_train", "no desirable rows")], report="lake/curated/.failed/q"
+        )
 
     result = run(
         make_config(tmp_path), stages=good.__class__(curate=curate, train=good.train, gate=good.gate)
     )
-    assert result.status == "failed" and result.exit_code == 1
+    assert result.status == "failed" and result.exit_code == DataQualityError.exit_code
     rec = result.record
     assert rec["steps"]["curate"]["state"] == "failed" and rec["steps"]["train"]["state"] == "pending"
-    assert rec["error"]["hint"] == "see quality/summary.html"
+    assert rec["error"]["type"] == "DataQualityError" and "both_classes_in_train" in rec["message"]
+    assert "critical_checks" in rec["error"]["hint"] and "lake/curated/.failed/q" in result.summary()
     assert Registry(tmp_path / "registry").champion() == "base-0"
 
 
