@@ -69,7 +69,9 @@ class CurationConfig:
         ),
         "data-quality checks that stop the round when they fail; the others are warnings",
     )
-    max_duplicate_rate: float = setting(0.2, "raw_duplicate_rate fails above this share of duplicate event_ids")
+    max_duplicate_rate: float = setting(
+        0.2, "raw_duplicate_rate fails above this share of duplicate event_ids"
+    )
     max_orphan_rate: float = setting(0.1, "orphan_rate fails above this share of feedback without a trace")
     max_aged_out_share: float = setting(0.8, "aged_out_share fails above this share of feedback aged out")
     min_desirable_share: float = setting(0.05, "class_ratio fails when train has a smaller desirable share")
@@ -82,7 +84,9 @@ class CurationConfig:
     def validate(self) -> list[str]:
         problems = []
         if self.conflict_policy not in CONFLICT_POLICIES:
-            problems.append(f"conflict_policy must be one of {CONFLICT_POLICIES}, got {self.conflict_policy!r}")
+            problems.append(
+                f"conflict_policy must be one of {CONFLICT_POLICIES}, got {self.conflict_policy!r}"
+            )
         if self.tie_policy not in TIE_POLICIES:
             problems.append(f"tie_policy must be one of {TIE_POLICIES}, got {self.tie_policy!r}")
         if self.balance not in BALANCE_MODES:

@@ -62,7 +62,10 @@ def _scalar(con: duckdb.DuckDBPyConnection, query: str) -> Any:
 
 
 def _grouped(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:
-    return {str(k): int(n) for k, n in con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY 1").fetchall()}
+    return {
+        str(k): int(n)
+        for k, n in con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY 1").fetchall()
+    }
 
 
 def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
@@ -82,13 +85,19 @@ def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _source(con: duckdb.DuckDBPyConnection, lake: Path, stream: str, first: dt.date, last: dt.date) -> dict[str, int]:
+def _source(
+    con: duckdb.DuckDBPyConnection, lake: Path, stream: str, first: dt.date, last: dt.date
+) -> dict[str, int]:
     files, older_rows, older_files = window_files(lake, stream, first, last)
     if files:
         con.read_parquet(files, union_by_name=True).create_view(f"{stream}_src", replace=True)
     else:
         con.register(f"{stream}_src", empty_table(stream))
-    return {f"{stream}_files": len(files), f"{stream}_older_files": older_files, f"{stream}_older_rows": older_rows}
+    return {
+        f"{stream}_files": len(files),
+        f"{stream}_older_files": older_files,
+        f"{stream}_older_rows": older_rows,
+    }
 
 
 @dataclasses.dataclass
@@ -100,7 +109,11 @@ class Result:
 
 
 def run_pipeline(
-    con: duckdb.DuckDBPyConnection, lake: Path, cfg: CurationConfig, window: Window, versions: list[str] | None
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    cfg: CurationConfig,
+    window: Window,
+    versions: list[str] | None,
 ) -> Result:
     """Build table ``out`` (the snapshot's rows, with a ``split`` column) and count every step."""
     first = window.cutoff.date()
@@ -151,7 +164,8 @@ def run_pipeline(
     )
     c["aged_out_by_version"] = c["after_join"] - c["after_age_version"]
     c["edits"] = _scalar(
-        con, "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND kind = 'edit'"
+        con,
+        "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND kind = 'edit'",
     )
 
     _table(con, "rows", "05_rows", params)
@@ -211,4 +225,6 @@ def run_pipeline(
         class_counts[s]["desirable" if lab else "undesirable"] = int(n)
     c["train"] = sum(class_counts["train"].values())
     c["eval"] = sum(class_counts["eval"].values())
-    return Result(counts={k: int(v) for k, v in c.items()}, inputs=inputs, balance=bal, class_counts=class_counts)
+    return Result(
+        counts={k: int(v) for k, v in c.items()}, inputs=inputs, balance=bal, class_counts=class_counts
+    )

@@ -133,7 +133,10 @@ def run_suite(
             for col in ("label", "trace_id", "event_time", "prompt_chars", "completion_chars")
         ),
         exp.ExpectColumnValuesToBeBetween(
-            column="prompt_chars", min_value=cfg.min_prompt_chars, max_value=max_p, meta=meta("curated_lengths")
+            column="prompt_chars",
+            min_value=cfg.min_prompt_chars,
+            max_value=max_p,
+            meta=meta("curated_lengths"),
         ),
         exp.ExpectColumnValuesToBeBetween(
             column="completion_chars",
@@ -141,8 +144,11 @@ def run_suite(
             max_value=max_c,
             meta=meta("curated_lengths"),
         ),
-        exp.ExpectColumnValuesToBeInSet(column="source", value_set=["thumb", "edit", "edit_original"],
-                                        meta=meta("curated_required_not_null")),
+        exp.ExpectColumnValuesToBeInSet(
+            column="source",
+            value_set=["thumb", "edit", "edit_original"],
+            meta=meta("curated_required_not_null"),
+        ),
         exp.ExpectColumnValuesToBeBetween(
             column="event_time",
             min_value=_naive_utc(window.cutoff),
@@ -161,7 +167,9 @@ def _naive_utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _summarise(results: list[Any], metrics: dict[str, float], rules: dict[str, Any], cfg: CurationConfig) -> list[Check]:
+def _summarise(
+    results: list[Any], metrics: dict[str, float], rules: dict[str, Any], cfg: CurationConfig
+) -> list[Check]:
     """Fold the expectation results into one Check per check name, with a readable reason."""
     failures: dict[str, list[str]] = {}
     seen: list[str] = []
@@ -175,7 +183,9 @@ def _summarise(results: list[Any], metrics: dict[str, float], rules: dict[str, A
         column = kwargs.get("column")
         if name in rules and column == rules[name][0]:
             _, lo, hi = rules[name]
-            failures.setdefault(name, []).append(f"{column} = {metrics[column]:g}, expected {_bounds(lo, hi)}")
+            failures.setdefault(name, []).append(
+                f"{column} = {metrics[column]:g}, expected {_bounds(lo, hi)}"
+            )
         else:
             stats = r.result or {}
             bad = stats.get("unexpected_count", "?")

@@ -19,7 +19,15 @@ from typing import Any
 from curation.errors import CurationError, DataQualityError
 from curation.pipeline import Window, connect, load_sql, run_pipeline
 from curation.policy import on_policy_versions
-from curation.snapshot import MANIFEST, content_digest, curated_root, export_splits, publish, reject, write_json
+from curation.snapshot import (
+    MANIFEST,
+    content_digest,
+    curated_root,
+    export_splits,
+    publish,
+    reject,
+    write_json,
+)
 from flywheel.config import write_resolved
 from flywheel.registry import Registry
 
@@ -56,7 +64,9 @@ def _metrics(con: Any, counts: dict[str, int], params: dict[str, Any]) -> dict[s
         "raw_future_events": float(raw["raw_future_events"] or 0),
         "duplicate_rate": counts["duplicates"] / counts["read"] if counts["read"] else 0.0,
         "orphan_rate": counts["orphaned"] / judged if judged else 0.0,
-        "aged_out_share": (counts["aged_out_by_date"] + counts["aged_out_by_date_folders"] + counts["aged_out_by_version"])
+        "aged_out_share": (
+            counts["aged_out_by_date"] + counts["aged_out_by_date_folders"] + counts["aged_out_by_version"]
+        )
         / seen
         if seen
         else 0.0,
@@ -77,7 +87,9 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
             hint="run `flywheel ingest` first, or point --lake at the lake it writes",
         )
     window = Window.build(parse_as_of(as_of), cfg)
-    versions, version_note = on_policy_versions(Registry(config.paths.registry).history(), cfg.keep_last_champions)
+    versions, version_note = on_policy_versions(
+        Registry(config.paths.registry).history(), cfg.keep_last_champions
+    )
     root = curated_root(lake)
     root.mkdir(parents=True, exist_ok=True)
     spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=root))
@@ -91,7 +103,9 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def _build(config: Any, con: Any, lake: Path, root: Path, window: Window, versions: Any, version_note: str) -> Path:
+def _build(
+    config: Any, con: Any, lake: Path, root: Path, window: Window, versions: Any, version_note: str
+) -> Path:
     cfg = config.curation
     result = run_pipeline(con, lake, cfg, window, versions)
     counts = result.counts
@@ -101,7 +115,10 @@ def _build(config: Any, con: Any, lake: Path, root: Path, window: Window, versio
             hint="check --as-of, or run `flywheel ingest` until feedback has landed",
         )
     trained = result.class_counts["train"]
-    weights = {"desirable_weight": result.balance.desirable_weight, "undesirable_weight": result.balance.undesirable_weight}
+    weights = {
+        "desirable_weight": result.balance.desirable_weight,
+        "undesirable_weight": result.balance.undesirable_weight,
+    }
     snapshot_id, basis = content_digest(con, weights)
     final = root / snapshot_id
     if (final / MANIFEST).is_file():
@@ -115,7 +132,10 @@ def _build(config: Any, con: Any, lake: Path, root: Path, window: Window, versio
             "snapshot_id": snapshot_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
             "as_of": window.as_of.isoformat(),
-            "window": {"aged_out_before": window.cutoff.isoformat(), "orphaned_before": window.grace_cutoff.isoformat()},
+            "window": {
+                "aged_out_before": window.cutoff.isoformat(),
+                "orphaned_before": window.grace_cutoff.isoformat(),
+            },
             "inputs": {"lake": str(lake.resolve()), **result.inputs},
             "config": dataclasses.asdict(cfg),
             "counts": counts,
@@ -142,7 +162,13 @@ def _build(config: Any, con: Any, lake: Path, root: Path, window: Window, versio
 
 
 def _report(
-    config: Any, con: Any, folder: Path, snapshot_id: str, counts: dict[str, int], window: Window, notes: list[str]
+    config: Any,
+    con: Any,
+    folder: Path,
+    snapshot_id: str,
+    counts: dict[str, int],
+    window: Window,
+    notes: list[str],
 ) -> list[Any]:
     from curation import quality, summary
 

@@ -36,7 +36,9 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _plots(daily: pd.DataFrame, by_version: pd.DataFrame, lengths: pd.DataFrame, counts: dict[str, int]) -> list[tuple[str, str]]:
+def _plots(
+    daily: pd.DataFrame, by_version: pd.DataFrame, lengths: pd.DataFrame, counts: dict[str, int]
+) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a server; must precede pyplot
@@ -45,9 +47,9 @@ def _plots(daily: pd.DataFrame, by_version: pd.DataFrame, lengths: pd.DataFrame,
     out = []
     fig, ax = plt.subplots(figsize=(7, 3))
     if not daily.empty:
-        daily.pivot_table(index="day", columns="label", values="events", aggfunc="sum", fill_value=0).plot.bar(
-            ax=ax, stacked=True
-        )
+        daily.pivot_table(
+            index="day", columns="label", values="events", aggfunc="sum", fill_value=0
+        ).plot.bar(ax=ax, stacked=True)
     ax.set_title("Raw feedback per day by label")
     ax.set_ylabel("events")
     out.append(("Events per day by label", _png(fig)))
@@ -115,5 +117,14 @@ figure{{display:inline-block;margin:0.5em}}</style></head>
 <table id="checks"><tr><th>check</th><th>severity</th><th>result</th><th>observed</th><th>expected</th></tr>{rows}</table>
 <h2>Plots</h2>{figures}
 <h2>Counts after every step</h2><table id="counts">{count_rows}</table>
+<p id="render-check">images not checked (scripts off)</p>
+<script>
+// Lets a headless browser (and a reviewer) confirm every plot decoded.
+window.addEventListener("load", function () {{
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
+  document.getElementById("render-check").textContent = "decoded " + ok + " of " + imgs.length + " images";
+}});
+</script>
 </body></html>
 """
