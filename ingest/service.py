@@ -56,11 +56,12 @@ class IngestStats:
     commits: int = 0
     discarded: int = 0  # records of revoked partitions dropped uncommitted (replayed by the next owner)
     elapsed_s: float = 0.0
+    active_s: float = 0.0  # from the first record to the end: the rate's denominator, without the group join
     stopped_by: str = ""
     by_stream: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> str:
-        rate = self.consumed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        rate = self.consumed / self.active_s if self.active_s > 0 else 0.0
         streams = ", ".join(f"{k} {v}" for k, v in sorted(self.by_stream.items())) or "none"
         return (
             f"ingest stopped ({self.stopped_by}) after {self.elapsed_s:.1f}s: {self.consumed} records consumed "
@@ -93,6 +94,7 @@ class IngestService:
         self.batches: dict[TopicPartition, PartitionBatch] = {}
         self.last_activity = time.monotonic()
         self.consumer: KafkaConsumer | None = None
+        self.first_record_at: float | None = None
 
     # -- Kafka ------------------------------------------------------------
 
@@ -314,7 +316,9 @@ class IngestService:
             # autocommit=False: never commit a position whose data is not on disk.
             self.consumer.close(autocommit=False)
             self.metrics.close()
-            self.stats.elapsed_s = time.monotonic() - started
+            ended = time.monotonic()
+            self.stats.elapsed_s = ended - started
+            self.stats.active_s = ended - (self.first_record_at or ended)
         log.info("ingest stopped", extra=dataclasses.asdict(self.stats))
         return self.stats
 
@@ -335,6 +339,8 @@ class IngestService:
             polled = self.consumer.poll(timeout_ms=_POLL_MS, max_records=max_records)
             if polled:
                 self.last_activity = time.monotonic()
+                if self.first_record_at is None:
+                    self.first_record_at = self.last_activity
                 for tp, records in polled.items():
                     self.take(tp, records)
             elif self._idle(joined_by):
