@@ -68,7 +68,7 @@ def test_snapshot_columns_follow_the_contract(scenario_snapshot: tuple[Config, P
 
 
 def test_manifest_has_weights_classes_hashes_and_config(scenario_snapshot: tuple[Config, Path]) -> None:
-    config, path = scenario_snapshot
+    _, path = scenario_snapshot
     manifest = load_manifest(path)
     assert manifest["snapshot_id"] == path.name
     assert manifest["as_of"] == "2026-03-31T12:00:00+00:00"
