@@ -1,23 +1,36 @@
-"""One partition's batch: records decoded as they arrive, flushed by count, bytes, age or plan.
+"""One partition's batch: records held as they arrive, decoded and validated when it is flushed.
 
-A batch's name comes from its first and last offsets, so batches must be cut
-at the same places when records are replayed after a crash. `plan` holds the
+A batch's name comes from its first and last offsets, so a replay after a
+crash must cut batches where the files on disk were cut. `plan` holds the
 batches already on disk for this partition (first -> last offset); a batch
 that starts where one of them starts ends exactly where it ended, whatever
 the count, byte and age limits say. That makes a replay rewrite the same
 files instead of adding overlapping copies.
+
+Decoding happens at flush time so the whole batch can go through Arrow in one
+call (ingest/fastpath.py); batches with anything unusual in them take the
+per-record path (ingest/schema.py), which names every problem.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
+
+from ingest.fastpath import bulk_table
 from ingest.schema import DECODERS, InvalidRecord, parse_json
-from ingest.writer import DeadLetter, kafka_day
+from ingest.writer import DeadLetter, good_table, kafka_day
 
 _US_PER_DAY = 86_400_000_000
+# When a whole batch cannot be bulk-decoded, retry it in this many slices so one bad
+# record does not send every good record of the batch down the slow path.
+_SLICES = 16
+_MIN_SLICE = 256
 
 
 class PartitionBatch:
@@ -40,27 +53,23 @@ class PartitionBatch:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.max_record_bytes = max_record_bytes
-        self._decode = DECODERS[stream]
         self.reset()
 
     def reset(self) -> None:
         self.first: int | None = None
         self.last: int | None = None
         self.target: int | None = None  # planned last offset when replaying a batch already on disk
-        self.offsets: list[int] = []
-        self.timestamps: list[int | None] = []
-        self.rows: list[tuple[Any, ...]] = []
-        self.letters: list[DeadLetter] = []
+        self.records: list[Any] = []
         self.nbytes = 0
         self.started = 0.0
 
     def __len__(self) -> int:
-        return len(self.rows) + len(self.letters)
+        return len(self.records)
 
     def full(self) -> bool:
         if self.target is not None:
             return self.last is not None and self.last >= self.target
-        return len(self) >= self.max_records or self.nbytes >= self.max_bytes
+        return len(self.records) >= self.max_records or self.nbytes >= self.max_bytes
 
     def due(self, now: float) -> bool:
         """Full, or old enough to flush (a replayed batch waits for its planned end instead)."""
@@ -69,42 +78,70 @@ class PartitionBatch:
         return self.full() or (self.target is None and now - self.started >= self.max_age_s)
 
     def add(self, records: Sequence[Any], start: int) -> int:
-        """Decode ``records[start:]`` into the batch until it is full; returns the index of the next record."""
-        decode = self._decode
-        max_record_bytes = self.max_record_bytes
-        rows_append = self.rows.append
-        offsets_append = self.offsets.append
-        ts_append = self.timestamps.append
-        i = start
-        n = len(records)
-        while i < n:
-            rec = records[i]
-            offset = rec.offset
-            if self.first is None:
-                self.first = offset
-                self.target = self.plan.get(offset)
-                self.started = time.monotonic()
-            elif self.target is not None and offset > self.target:
-                return i  # the replayed batch ended before this record (offsets may have gaps)
-            value = rec.value
-            size = len(value) if value is not None else 0
-            self.nbytes += size
-            self.last = offset
-            i += 1
+        """Take ``records[start:]`` until the batch is full; returns the index of the next record."""
+        if start >= len(records):
+            return start
+        if self.first is None:
+            self.first = records[start].offset
+            self.target = self.plan.get(self.first)
+            self.started = time.monotonic()
+        if self.target is not None:
+            # Replaying a batch on disk: stop after its last offset (offsets may have gaps).
+            stop = start
+            while stop < len(records) and records[stop].offset <= self.target:
+                stop += 1
+        else:
+            stop = min(len(records), start + self.max_records - len(self.records))
+        sizes = [len(r.value) if r.value is not None else 0 for r in records[start:stop]]
+        if self.target is None:
+            # Stop at the record that reaches the byte limit.
+            running = list(itertools.accumulate(sizes, initial=self.nbytes))[1:]
+            cut = bisect.bisect_left(running, self.max_bytes)
+            if cut < len(sizes):
+                stop, sizes = start + cut + 1, sizes[: cut + 1]
+        if stop > start:
+            self.records.extend(records[start:stop])
+            self.nbytes += sum(sizes)
+            self.last = records[stop - 1].offset
+        return stop
+
+    def decode(self, ingested_at_ms: int) -> tuple[pa.Table | None, list[DeadLetter]]:
+        """The batch's valid rows as one table, and its dead letters."""
+        records = self.records
+        whole = bulk_table(
+            self.stream, self.topic, self.partition, records, self.max_record_bytes, ingested_at_ms
+        )
+        if whole is not None:
+            return whole, []
+        size = max(_MIN_SLICE, -(-len(records) // _SLICES))
+        tables: list[pa.Table] = []
+        letters: list[DeadLetter] = []
+        for i in range(0, len(records), size):
+            part = records[i : i + size]
+            table = None
+            if len(records) > size:
+                table = bulk_table(
+                    self.stream, self.topic, self.partition, part, self.max_record_bytes, ingested_at_ms
+                )
+            if table is None:
+                table = self._slow(part, letters, ingested_at_ms)
+            if table.num_rows:
+                tables.append(table)
+        return (pa.concat_tables(tables) if tables else None), letters
+
+    def _slow(self, records: Sequence[Any], letters: list[DeadLetter], ingested_at_ms: int) -> pa.Table:
+        decode, limit = DECODERS[self.stream], self.max_record_bytes
+        rows, offsets, timestamps = [], [], []
+        for rec in records:
             try:
-                row = decode(parse_json(value, max_record_bytes))
+                row = decode(parse_json(rec.value, limit))
             except InvalidRecord as exc:
-                self.letters.append(self._letter(rec, exc))
+                letters.append(self._letter(rec, exc))
             else:
-                rows_append(row)
-                offsets_append(offset)
-                ts_append(rec.timestamp)
-            if self.target is not None:
-                if offset >= self.target:
-                    return i
-            elif len(self.rows) + len(self.letters) >= self.max_records or self.nbytes >= self.max_bytes:
-                return i
-        return i
+                rows.append(row)
+                offsets.append(rec.offset)
+                timestamps.append(rec.timestamp)
+        return good_table(self.stream, self.topic, self.partition, offsets, timestamps, rows, ingested_at_ms)
 
     def _letter(self, rec: Any, exc: InvalidRecord) -> DeadLetter:
         if exc.event_time is not None:

@@ -80,9 +80,9 @@ class IngestConfig:
         None, "stop after this many records (tests, backfills); none = run forever"
     )
     idle_timeout_s: float | None = setting(None, "stop after this many seconds with no record; none = never")
-    batch_max_records: int = setting(50_000, "flush a partition's batch at this many records")
+    batch_max_records: int = setting(10_000, "flush a partition's batch at this many records")
     batch_max_bytes: int = setting(
-        64 * 1024 * 1024, "flush a partition's batch at this many bytes of record values"
+        16 * 1024 * 1024, "flush a partition's batch at this many bytes of record values"
     )
     batch_max_age_s: float = setting(
         30.0, "flush a partition's batch this long after its first record arrived"

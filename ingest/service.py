@@ -38,9 +38,10 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from ingest import lake as lake_layout
 from ingest.batch import PartitionBatch
+from ingest.flusher import Flusher, Job
 from ingest.metrics import IngestMetrics
 from ingest.retry import with_backoff
-from ingest.writer import write_batch
+from ingest.writer import BatchFiles
 
 log = logging.getLogger(__name__)
 _POLL_MS = 250
@@ -95,6 +96,7 @@ class IngestService:
         self.last_activity = time.monotonic()
         self.consumer: KafkaConsumer | None = None
         self.first_record_at: float | None = None
+        self.flusher = Flusher(self.lake, self.cfg)
 
     # -- Kafka ------------------------------------------------------------
 
@@ -162,25 +164,22 @@ class IngestService:
         self.last_activity = time.monotonic()  # joining a group takes seconds; that is not idleness
 
     def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Flush and commit what is ours before the partitions move; drop (uncommitted) what fails."""
         for tp in revoked:
             batch = self.batches.pop(tp, None)
-            if batch is None or not len(batch):
-                continue
-            try:
-                self.flush(tp, batch, patient=False)
-            except Exception as exc:
-                # Not on disk or not committed: the next owner replays these records and,
-                # having the same plan, rewrites the same file names.
-                self.stats.discarded += len(batch)
-                log.warning(
-                    "revoked batch discarded uncommitted",
-                    extra={
-                        "topic": tp.topic,
-                        "partition": tp.partition,
-                        "records": len(batch),
-                        "error": repr(exc),
-                    },
-                )
+            if batch is not None and len(batch):
+                self.flusher.submit(batch)
+        try:
+            self.complete(wait=True, give_up_s=0.0)
+        except Exception as exc:
+            # Not on disk or not committed: the next owner replays these records and,
+            # having the same plan, rewrites the same file names.
+            dropped = sum(job.records for job in self.flusher.pending)
+            self.stats.discarded += dropped
+            self.flusher.pending.clear()
+            log.warning(
+                "revoked batches discarded uncommitted", extra={"records": dropped, "error": repr(exc)}
+            )
 
     # -- batches ------------------------------------------------------------
 
@@ -195,80 +194,65 @@ class IngestService:
         while i < len(records):
             i = batch.add(records, i)
             if i < len(records) or batch.full():
-                self.flush(tp, batch, patient=True)
+                self.flusher.submit(batch)
 
-    def flush(self, tp: TopicPartition, batch: PartitionBatch, patient: bool) -> None:
-        """Write the batch durably, then commit past it (the order is the whole point)."""
-        if batch.first is None or batch.last is None:
+    def flush_due(self) -> None:
+        now = time.monotonic()
+        for batch in self.batches.values():
+            if batch.due(now):
+                self.flusher.submit(batch)
+
+    def complete(self, wait: bool = False, give_up_s: float | None = None) -> None:
+        """Commit past every batch the writer has finished (durably on disk), oldest first.
+
+        This is the only place offsets are committed. A writer failure raises before
+        anything from that batch on is committed.
+        """
+        done = self.flusher.completed(wait=wait)
+        if not done:
             return
-        c = self.cfg
-        started = time.monotonic()
-        first, last = batch.first, batch.last
-        ingested_at = int(time.time() * 1000)
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for job, files in done:
+            offsets[TopicPartition(job.topic, job.partition)] = OffsetAndMetadata(job.last + 1, "", -1)
+            self._record(job, files)
+        where = ", ".join(f"{tp.topic}[{tp.partition}]@{o.offset}" for tp, o in offsets.items())
+        self.commit(offsets, where, self.cfg.give_up_after_s if give_up_s is None else give_up_s)
 
-        def write() -> Any:
-            return write_batch(
-                self.lake,
-                batch.stream,
-                tp.topic,
-                tp.partition,
-                first,
-                last,
-                batch.offsets,
-                batch.timestamps,
-                batch.rows,
-                batch.letters,
-                ingested_at,
-            )
-
-        where = f"{tp.topic}[{tp.partition}]@{first}-{last}"
-        give_up = c.give_up_after_s if patient else 0.0
-        files = with_backoff(
-            f"writing {where} to {self.lake}",
-            write,
-            (OSError,),
-            c.retry_backoff_s,
-            c.retry_max_backoff_s,
-            give_up,
-            hint="check free space and permissions of paths.lake; nothing was committed, a restart replays",
-            stop=None if patient else self.stop,
-        )
-        self.commit(tp, last + 1, where, give_up)
-        seconds = time.monotonic() - started
+    def _record(self, job: Job, files: BatchFiles) -> None:
+        seconds = time.monotonic() - job.submitted
         s = self.stats
         s.written += files.rows
         s.dead_lettered += files.dead_letters
         s.files += len(files.paths)
         s.batches += 1
         m = self.metrics
-        m.written.labels(batch.stream).inc(files.rows)
-        m.dead_lettered.labels(batch.stream).inc(files.dead_letters)
-        m.files.labels(batch.stream).inc(len(files.paths))
+        m.written.labels(job.stream).inc(files.rows)
+        m.dead_lettered.labels(job.stream).inc(files.dead_letters)
+        m.files.labels(job.stream).inc(len(files.paths))
         m.batch_seconds.observe(seconds)
         log.info(
             "batch written",
             extra={
-                "topic": tp.topic,
-                "partition": tp.partition,
-                "first_offset": first,
-                "last_offset": last,
+                "topic": job.topic,
+                "partition": job.partition,
+                "first_offset": job.first,
+                "last_offset": job.last,
                 "rows": files.rows,
                 "dead_letters": files.dead_letters,
                 "files": len(files.paths),
                 "seconds": round(seconds, 4),
             },
         )
-        batch.reset()
 
-    def commit(self, tp: TopicPartition, offset: int, where: str, give_up_s: float) -> None:
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], where: str, give_up_s: float) -> None:
         assert self.consumer is not None
         consumer = self.consumer
 
         def attempt() -> None:
             try:
-                consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
+                consumer.commit(offsets)
             except CommitFailedError:
-                # The group rebalanced and the partition moved on: the data is on disk, and the
+                # The group rebalanced and the partitions moved on: the data is on disk, and the
                 # new owner replays from the older commit, rewriting the same files. Not an error.
                 self.metrics.commit_failures.inc()
                 log.warning("commit refused after a rebalance; the new owner replays", extra={"where": where})
@@ -282,18 +266,12 @@ class IngestService:
                 self.cfg.retry_backoff_s,
                 self.cfg.retry_max_backoff_s,
                 give_up_s,
-                hint="the batch is on disk but not committed; a restart replays it into the same files",
+                hint="the batches are on disk but not committed; a restart replays them into the same files",
             )
         except _Handed:
             return
         self.stats.commits += 1
         self.metrics.last_commit.set_to_current_time()
-
-    def flush_due(self) -> None:
-        now = time.monotonic()
-        for tp, batch in list(self.batches.items()):
-            if batch.due(now):
-                self.flush(tp, batch, patient=True)
 
     # -- the loop -----------------------------------------------------------
 
@@ -310,9 +288,12 @@ class IngestService:
         try:
             self.stats.stopped_by = self._loop()
             # Clean stop: finish every batch and commit it.
-            for tp, batch in list(self.batches.items()):
-                self.flush(tp, batch, patient=True)
+            for batch in self.batches.values():
+                if len(batch):
+                    self.flusher.submit(batch)
+            self.complete(wait=True)
         finally:
+            self.flusher.close()
             # autocommit=False: never commit a position whose data is not on disk.
             self.consumer.close(autocommit=False)
             self.metrics.close()
@@ -346,6 +327,7 @@ class IngestService:
             elif self._idle(joined_by):
                 return "idle_timeout"
             self.flush_due()
+            self.complete()
         return "signal"
 
     def _idle(self, joined_by: float) -> bool:

@@ -71,7 +71,7 @@ class BatchFiles:
     dead_letters: int
 
 
-def _coordinates(
+def coordinates(
     topic: str, partition: int, offsets: Any, timestamps: Any, ingested_at_ms: int
 ) -> list[pa.Array]:
     n = len(offsets)
@@ -97,14 +97,14 @@ def good_table(
     schema = SCHEMAS[stream]
     names = COLUMNS[stream]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    arrays = _coordinates(topic, partition, offsets, timestamps, ingested_at_ms)
+    arrays = coordinates(topic, partition, offsets, timestamps, ingested_at_ms)
     for field, values in zip(list(schema)[len(COORDINATES) :], columns, strict=True):
         arrays.append(pa.array(values, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def dead_letter_table(topic: str, partition: int, letters: list[DeadLetter], ingested_at_ms: int) -> pa.Table:
-    arrays = _coordinates(
+    arrays = coordinates(
         topic, partition, [d.offset for d in letters], [d.timestamp for d in letters], ingested_at_ms
     )
     arrays += [
@@ -142,14 +142,13 @@ def write_batch(
     partition: int,
     first: int,
     last: int,
-    offsets: list[int],
-    timestamps: list[int | None],
-    rows: list[tuple[Any, ...]],
+    table: pa.Table | None,
     letters: list[DeadLetter],
     ingested_at_ms: int,
 ) -> BatchFiles:
     """Write one batch durably: temp files, fsync, rename, fsync the folders.
 
+    ``table`` holds the batch's valid rows (stream schema), ``letters`` its bad records.
     Steps, in this order, because the caller commits offsets right after we return:
       1. every table goes to a hidden temporary name in its final folder and is fsynced;
       2. each is renamed onto its deterministic name (a replay overwrites, never duplicates);
@@ -160,15 +159,15 @@ def write_batch(
     created: set[Path] = set()
     pending: list[tuple[Path, Path]] = []
     try:
-        if rows:
-            table = good_table(stream, topic, partition, offsets, timestamps, rows, ingested_at_ms)
+        rows = table.num_rows if table is not None else 0
+        if table is not None and rows:
             times = np.asarray(table.column("event_time").cast(pa.int64()).to_numpy())
             for day, part in _split_by_day(table, times // _US_PER_DAY):
                 folder = lake_layout.date_folder(lake, "raw", stream, day)
                 pending.append(_write_atomic(part, folder, name, created))
         if letters:
-            table = dead_letter_table(topic, partition, letters, ingested_at_ms)
-            for day, part in _split_by_day(table, np.array([d.day for d in letters])):
+            dead = dead_letter_table(topic, partition, letters, ingested_at_ms)
+            for day, part in _split_by_day(dead, np.array([d.day for d in letters])):
                 folder = lake_layout.date_folder(lake, "dlq", stream, day)
                 pending.append(_write_atomic(part, folder, name, created))
     except BaseException:
@@ -179,7 +178,7 @@ def write_batch(
         os.replace(tmp, final)
     for folder in {final.parent for _, final in pending} | created:
         lake_layout.fsync_dir(folder)
-    return BatchFiles([final for _, final in pending], len(rows), len(letters))
+    return BatchFiles([final for _, final in pending], rows, len(letters))
 
 
 def kafka_day(timestamp_ms: int | None, fallback_ms: int) -> int:

@@ -1,0 +1,114 @@
+"""Batches are decoded and written on one background thread while the consumer keeps fetching.
+
+Arrow's JSON reader, Parquet encoding, zstd and fsync all release the GIL, so
+writing a batch overlaps with kafka-python decoding the next records. The
+consumer thread alone talks to Kafka (kafka-python's consumer is not
+thread-safe): it submits a batch here, and commits its offset only after
+`completed` hands the finished job back. One writer thread means jobs finish
+in submission order, so an offset is never committed ahead of an earlier batch
+of the same partition; a failed job stops the hand-back at that job, so
+nothing after a failure is committed either.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import dataclasses
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ingest.batch import PartitionBatch
+from ingest.retry import with_backoff
+from ingest.writer import BatchFiles, write_batch
+
+
+@dataclasses.dataclass
+class Job:
+    topic: str
+    partition: int
+    stream: str
+    first: int
+    last: int
+    records: int
+    future: Future[BatchFiles]
+    submitted: float
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.first}-{self.last}"
+
+
+class Flusher:
+    def __init__(self, lake: Path, cfg: Any, max_pending: int = 4) -> None:
+        self.lake = lake
+        self.cfg = cfg
+        self.max_pending = max_pending
+        self.pending: collections.deque[Job] = collections.deque()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+
+    def submit(self, batch: PartitionBatch) -> Job:
+        """Hand the batch's records to the writer; ``batch`` is emptied for the next records."""
+        assert batch.first is not None and batch.last is not None
+        snapshot = copy.copy(batch)  # shares the record list, which reset() below replaces in `batch`
+        batch.reset()
+        future = self._pool.submit(self._write, snapshot)
+        job = Job(
+            snapshot.topic,
+            snapshot.partition,
+            snapshot.stream,
+            snapshot.first or 0,
+            snapshot.last or 0,
+            len(snapshot),
+            future,
+            time.monotonic(),
+        )
+        self.pending.append(job)
+        return job
+
+    def _write(self, batch: PartitionBatch) -> BatchFiles:
+        ingested_at = int(time.time() * 1000)
+        table, letters = batch.decode(ingested_at)
+        c = self.cfg
+        where = f"{batch.topic}[{batch.partition}]@{batch.first}-{batch.last}"
+        return with_backoff(
+            f"writing {where} to {self.lake}",
+            lambda: write_batch(
+                self.lake,
+                batch.stream,
+                batch.topic,
+                batch.partition,
+                batch.first or 0,
+                batch.last or 0,
+                table,
+                letters,
+                ingested_at,
+            ),
+            (OSError,),
+            c.retry_backoff_s,
+            c.retry_max_backoff_s,
+            c.give_up_after_s,
+            hint="check free space and permissions of paths.lake; nothing was committed, a restart replays",
+        )
+
+    def completed(self, wait: bool = False) -> list[tuple[Job, BatchFiles]]:
+        """Finished jobs, oldest first. ``wait``: wait for all; and wait anyway while too many are pending.
+
+        A failed job raises here (its exception), before any later job is returned.
+        """
+        out = []
+        while self.pending:
+            job = self.pending[0]
+            if not (wait or len(self.pending) > self.max_pending or job.future.done()):
+                break
+            files = job.future.result()  # raises the writer's error: the caller must not commit
+            self.pending.popleft()
+            out.append((job, files))
+        return out
+
+    def close(self) -> None:
+        """Stop the writer; jobs not yet started are dropped (never committed, so replayed)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()

@@ -1,0 +1,91 @@
+"""The Arrow bulk path accepts only what the per-record validator accepts, and writes the same rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kafka.consumer.fetcher import ConsumerRecord
+
+from ingest.batch import PartitionBatch
+from ingest.fastpath import bulk_table
+from ingest.schema import decode
+from ingest.writer import good_table
+from tests.ingest.test_schema import BAD, GOOD_FEEDBACK, GOOD_TRACE, feedback, traces
+
+NOW_MS = 1_700_000_000_000
+
+
+def _records(values: list[bytes | None]) -> list[ConsumerRecord]:
+    return [
+        ConsumerRecord("t", 0, -1, 100 + i, NOW_MS + i, 0, None, v, [], None, -1, len(v or b""), -1)
+        for i, v in enumerate(values)
+    ]
+
+
+def _slow(stream: str, records: list[ConsumerRecord]):
+    rows = [decode(stream, r.value) for r in records]
+    return good_table(
+        stream, "t", 0, [r.offset for r in records], [r.timestamp for r in records], rows, NOW_MS
+    )
+
+
+def _wire(event: dict, ascii_only: bool) -> bytes:
+    return json.dumps(
+        dict(event, event_time=event["event_time"].isoformat()), ensure_ascii=ascii_only
+    ).encode()
+
+
+def _check_same(stream: str, events: list[dict], ascii_only: bool) -> None:
+    records = _records([_wire(e, ascii_only) for e in events])
+    fast = bulk_table(stream, "t", 0, records, 1 << 20, NOW_MS)
+    if fast is not None:
+        assert fast.equals(_slow(stream, records)), (fast.to_pylist(), _slow(stream, records).to_pylist())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(traces, min_size=1, max_size=6), st.booleans())
+def test_bulk_traces_equal_per_record_traces(batch, ascii_only):
+    _check_same("traces", [{**p[2], **p[1], **p[0]} for p in batch], ascii_only)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(feedback, min_size=1, max_size=6), st.booleans())
+def test_bulk_feedback_equals_per_record_feedback(batch, ascii_only):
+    _check_same("feedback", [{**p[3], **p[2], **p[1], **p[0]} for p in batch], ascii_only)
+
+
+def test_plain_batches_take_the_bulk_path():
+    traces = [
+        dict(GOOD_TRACE, trace_id=f"t{i}", tags={"locale": "en", "b": "x\u00e9"}, user_id="u")
+        for i in range(50)
+    ]
+    records = _records([json.dumps(t).encode() for t in traces])
+    fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(_slow("traces", records))
+    edits = [dict(GOOD_FEEDBACK, event_id=f"e{i}", kind="edit", edited_completion="ok") for i in range(5)]
+    thumbs = [dict(GOOD_FEEDBACK, event_id=f"f{i}") for i in range(5)]
+    for i in range(5):
+        edits[i].pop("label")
+    records = _records([json.dumps(e).encode() for e in edits + thumbs])
+    fast = bulk_table("feedback", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(_slow("feedback", records))
+
+
+@pytest.mark.parametrize(("stream", "value", "field", "fragment"), BAD)
+def test_one_bad_record_sends_the_batch_to_the_per_record_path(stream, value, field, fragment):
+    good = json.dumps(GOOD_TRACE if stream == "traces" else GOOD_FEEDBACK).encode()
+    assert bulk_table(stream, "t", 0, _records([good, value, good]), 1 << 20, NOW_MS) is None
+
+
+def test_a_mixed_batch_keeps_its_good_records_and_dead_letters_the_bad():
+    good = [json.dumps(dict(GOOD_TRACE, trace_id=f"t{i}")).encode() for i in range(1000)]
+    values = [*good[:500], b"{oops", *good[500:]]
+    batch = PartitionBatch("t", 0, "traces", {}, 10_000, 1 << 30, 60.0, 1 << 20)
+    assert batch.add(_records(values), 0) == 1001
+    table, letters = batch.decode(NOW_MS)
+    assert table.column("trace_id").to_pylist() == [f"t{i}" for i in range(1000)]
+    assert [d.offset for d in letters] == [600]
+    assert "not valid JSON" in letters[0].reason
