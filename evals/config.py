@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from flywheel.config import setting
 
@@ -115,4 +116,9 @@ class EvalsConfig:
             problems.append("judge = endpoint needs judge_url and judge_model")
         if self.judge == "reward_model" and not self.reward_model:
             problems.append("judge = reward_model needs reward_model (a path)")
+        if self.format_regex:
+            try:
+                re.compile(self.format_regex)
+            except re.error as exc:
+                problems.append(f"format_regex {self.format_regex!r} is not a regular expression: {exc}")
         return problems

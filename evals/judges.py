@@ -1,7 +1,8 @@
 """Judges of replay pairs. Each returns, per prompt, a judgement (1 candidate better, 0.5 tie, 0
 champion better) and a margin (how much better, in the judge's own units) that orders the examples.
 
-- ``rubric``: a Python function named ``"module:function"``, ``f(prompt, completion) -> float``.
+- ``rubric``: a Python function named ``"module:function"`` (or ``"module:Class.method"``, the class
+  built with its defaults), ``f(prompt, completion) -> float``.
 - ``reward_model``: a Hugging Face sequence classifier; its first logit is the score.
 - ``endpoint``: an OpenAI-compatible chat completions endpoint, asked in both
   orders so that its position bias cancels: a pair counts as a win only when
@@ -50,8 +51,12 @@ def load_rubric(spec: str) -> Callable[[str, str], float]:
     module_name, _, attr = spec.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
+        parts = attr.split(".")
+        for i, part in enumerate(parts):
             target = getattr(target, part)
+            if isinstance(target, type) and i < len(parts) - 1:
+                # "module:Class.method": the class is built with its defaults (e.g. World.rubric).
+                target = target()
     except (ImportError, AttributeError) as exc:
         raise EvalError(
             f"cannot load the rubric {spec!r}: {exc}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ def test_long_prompts_are_cut_on_the_left_not_the_completion(model: scoring.Load
 
 
 def test_generation_is_seeded_and_batching_does_not_change_greedy_answers(model: scoring.Loaded) -> None:
-    args = {"max_new_tokens": 6, "top_p": 1.0, "seed": 3}
+    args: dict[str, Any] = {"max_new_tokens": 6, "top_p": 1.0, "seed": 3}
     greedy_batched = generate(model, PROMPTS, temperature=0.0, batch_size=5, **args)
     greedy_single = generate(model, PROMPTS, temperature=0.0, batch_size=1, **args)
     assert greedy_batched == greedy_single

@@ -1,0 +1,125 @@
+"""The decision in memory: the primary interval must exclude no improvement and every guard must pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evals.config import EvalsConfig
+from evals.decision import decide
+from flywheel import config as cfgmod
+from flywheel.errors import ConfigError
+
+
+def est(value: float, low: float, high: float) -> dict[str, float]:
+    return {"value": value, "low": low, "high": high, "n": 100}
+
+
+def metrics(**changes: Any) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "agreement": {
+            "auc": est(0.7, 0.6, 0.8),
+            "margin": est(0.3, 0.1, 0.5),
+            "chosen_logp_change": est(0.1, 0.0, 0.2),
+        },
+        "replay": {
+            "length_ratio": 1.0,
+            "mean_length_candidate": 10.0,
+            "mean_length_champion": 10.0,
+            "kl_per_token": est(0.1, 0.05, 0.15),
+            "win_rate": est(0.6, 0.52, 0.7),
+            "lc_win_rate": est(0.55, 0.45, 0.65),
+            "refusal_rate_candidate": 0.0,
+            "refusal_rate_champion": 0.0,
+        },
+        "slices": [
+            {"key": "workload", "value": "a", "rows": 50, "judged": True, "auc": est(0.7, 0.6, 0.8)},
+            {"key": "workload", "value": "b", "rows": 5, "judged": False, "auc": est(0.1, 0.0, 0.3)},
+        ],
+    }
+    for path, value in changes.items():
+        group, key = path.split("__")
+        m[group][key] = value
+    return m
+
+
+def test_a_clear_improvement_with_every_guard_passing_is_promoted() -> None:
+    d = decide(metrics(), EvalsConfig(), "v2", "v1", "snap")
+    assert d.promote
+    assert [c.name for c in d.checks] == [
+        "primary:auc",
+        "chosen_logp_drop",
+        "length_ratio",
+        "kl_drift",
+        "refusal",
+        "slices",
+    ]
+    assert d.reasons[0].startswith("primary:auc: auc 0.700, 95% CI [0.600, 0.800] excludes no improvement")
+    assert "PROMOTE v2 over champion v1" in d.summary()
+
+
+@pytest.mark.parametrize(
+    ("change", "failing", "text"),
+    [
+        ({"agreement__auc": est(0.55, 0.48, 0.62)}, "primary:auc", "does not exclude no improvement (0.5)"),
+        ({"agreement__auc": est(0.3, 0.2, 0.4)}, "primary:auc", "worse than the champion"),
+        ({"agreement__chosen_logp_change": est(-0.9, -1, -0.8)}, "chosen_logp_drop", "below -0.5"),
+        ({"replay__length_ratio": 1.9}, "length_ratio", "outside [0.5, 1.5]"),
+        ({"replay__length_ratio": 0.3}, "length_ratio", "outside"),
+        ({"replay__kl_per_token": est(0.9, 0.8, 1.0)}, "kl_drift", "above 0.5"),
+        ({"replay__refusal_rate_candidate": 0.2}, "refusal", "refusal rate 0.200"),
+    ],
+)
+def test_each_failure_rejects_with_its_reason_first(change: dict[str, Any], failing: str, text: str) -> None:
+    d = decide(metrics(**change), EvalsConfig(), "v2", "v1", "snap")
+    assert not d.promote
+    assert [c.name for c in d.checks if not c.passed] == [failing]
+    assert d.reasons[0].startswith(f"{failing}: ") and text in d.reasons[0]
+    assert len(d.reasons) == len(d.checks)  # passing checks are listed too, after the failures
+
+
+def test_a_regressing_slice_rejects_and_small_slices_are_not_judged() -> None:
+    m = metrics()
+    m["slices"][0]["auc"] = est(0.3, 0.2, 0.4)
+    d = decide(m, EvalsConfig(), "v2", "v1", "snap")
+    assert not d.promote
+    assert d.reasons[0] == "slices: slice regression: workload=a (AUC 0.300)"
+    assert "workload=b" not in d.reasons[0]
+
+
+def test_format_guard_and_other_primary_metrics() -> None:
+    m = metrics()
+    m["replay"].update(format_rate_candidate=0.5, format_rate_champion=0.9)
+    d = decide(m, EvalsConfig(format_regex=r"^\d"), "v2", "v1", "s")
+    assert [c.name for c in d.checks if not c.passed] == ["format"]
+    assert decide(metrics(), EvalsConfig(primary_metric="win_rate", judge="none"), "a", "b", "s").promote
+    lc = decide(metrics(), EvalsConfig(primary_metric="lc_win_rate"), "a", "b", "s")
+    assert not lc.promote and "lc_win_rate 0.550" in lc.reasons[0]
+    no_replay = {k: v for k, v in metrics().items() if k != "replay"}
+    missing = decide(no_replay, EvalsConfig(primary_metric="win_rate"), "a", "b", "s")
+    assert not missing.promote and "was not measured" in missing.reasons[0]
+
+
+def test_bad_gate_settings_are_reported_together(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(
+        '[evals]\nprimary_metric = "vibes"\njudge = "endpoint"\nci_level = 1.5\n'
+        'min_length_ratio = 2.0\nformat_regex = "("\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        cfgmod.load(f, env={})
+    text = str(info.value)
+    for expected in (
+        "primary_metric 'vibes'",
+        "judge = endpoint needs",
+        "ci_level",
+        "min_length_ratio",
+        "format_regex",
+    ):
+        assert expected in text
+    with pytest.raises(ConfigError, match="needs replay"):
+        cfgmod.load(None, env={}, overrides={"evals.primary_metric": "win_rate"})
+    with pytest.raises(ConfigError, match='must be "module:function"'):
+        cfgmod.load(None, env={}, overrides={"evals.judge": "rubric"})
