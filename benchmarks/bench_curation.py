@@ -1,0 +1,282 @@
+"""Curation throughput: synthetic raw lakes of 1 M and 10 M feedback events to a snapshot.
+
+Figures: seconds and peak RSS of the whole DuckDB curation (``curation.run.run``: SQL chain,
+export, GX report, summary) and of the same logic written plainly in pandas (the baseline),
+each in a fresh process on the same lake, and their ratio. Sizes: ``BENCH_CURATION_SIZES``
+(comma-separated, default ``1000000,10000000``); pandas runs at sizes up to
+``BENCH_CURATION_PANDAS_MAX`` (default 1000000: at 10 M it needs far more memory than the
+machine's 24 GiB once every text column is in memory). Lakes are generated once with
+numpy/pyarrow and cached under ``.cache/bench_curation/``.
+
+    python -m benchmarks curation
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+CACHE = Path(".cache/bench_curation")
+AS_OF = "2026-03-29T00:00:00Z"
+START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+DAYS = 28  # every event is inside the 30-day window: nothing is pruned away, the worst case
+WORDS = (
+    "the model should explain how to configure a service with retries timeouts and backoff for a busy "
+    "queue while keeping latency low and costs predictable across regions users tenants and releases"
+).split()
+
+
+def _letters(values: np.ndarray, width: int = 6) -> pa.Array:
+    """Integers as fixed-width lowercase words: unique suffixes without digits (digits invite PII scans)."""
+    digits = (values[:, None] // (26 ** np.arange(width - 1, -1, -1))) % 26
+    raw = (digits + ord("a")).astype(np.uint8)
+    return pa.array(raw.view(f"S{width}").ravel()).cast(pa.string())
+
+
+def _pool(rng: np.random.Generator, n: int, chars: int, digit_share: float) -> pa.Array:
+    out = []
+    for i in range(n):
+        words = rng.choice(WORDS, size=chars // 5)
+        text = " ".join(words)[:chars]
+        if rng.random() < digit_share:  # some texts carry numbers, and a few real PII
+            text = text[: chars - 40] + (" call +1 415 555 %04d" % i if i % 7 == 0 else f" order {i} in 2026")
+        out.append(text)
+    return pa.array(out, pa.string())
+
+
+def _join(*parts: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, " ~")
+
+
+def generate(lake: Path, n: int, seed: int = 0) -> None:
+    """``n`` feedback events (2 % retried copies, 3 % vote flips, 5 % edits, 1 % orphans, 30 % up) on
+    ~0.9 n traces of ~450 bytes of text, one folder per day, one file per stream and day."""
+    rng = np.random.default_rng(seed)
+    prompts, completions = _pool(rng, 2000, 140, 0.1), _pool(rng, 5000, 290, 0.1)
+    n_prompts, n_users, per_day = max(n // 5, 1), max(n // 50, 1), n // DAYS
+    offset = 0
+    for day in range(DAYS):
+        date = START + dt.timedelta(days=day)
+        m = int(per_day * 0.9)
+        t_idx = np.arange(m) + day * per_day
+        t_time = np.datetime64(date.replace(tzinfo=None)) + rng.integers(0, 19 * 3600 * 10**6, m).astype("m8[us]")
+        pid = rng.integers(0, n_prompts, m)
+        traces = {
+            "trace_id": _letters(t_idx, 7),
+            "event_time": pa.array(t_time, pa.timestamp("us", tz="UTC")),
+            "model_version": pa.array(np.array(["v1", "v2", "v3", "v4"])[rng.integers(0, 4, m)]),
+            "prompt": _join(prompts.take(pa.array(pid % 2000)), _letters(pid)),
+            "prompt_format": pa.array(["text"] * m),
+            "completion": _join(completions.take(pa.array(rng.integers(0, 5000, m))), _letters(t_idx, 7)),
+            "session_id": _letters(t_idx // 3, 7),
+            "user_id": _letters(rng.integers(0, n_users, m)),
+            "tags": pa.array(["{}"] * m),
+        }
+        k = per_day - int(per_day * 0.05)  # base events; flips and copies fill the rest
+        pick = rng.integers(0, m, k)
+        f_trace = traces["trace_id"].take(pa.array(pick))
+        orphan = rng.random(k) < 0.01
+        f_trace = pc.if_else(pa.array(orphan), _join(pa.array(["orphan"] * k), f_trace), f_trace)
+        f_time = t_time[pick] + rng.integers(60, 3 * 3600, k).astype("m8[s]").astype("m8[us]")
+        edit = rng.random(k) < 0.05
+        up = rng.random(k) < 0.3
+        base = {
+            "event_id": _letters(np.arange(k) + offset, 8),
+            "trace_id": f_trace,
+            "event_time": f_time,
+            "kind": np.where(edit, "edit", "thumb"),
+            "label": np.where(edit, None, np.where(up, "up", "down")),
+            "edited_completion": pc.if_else(pa.array(edit), completions.take(pa.array(rng.integers(0, 5000, k))), None),
+            "user_id": _letters(rng.integers(0, n_users, k)),
+        }
+        flips = rng.integers(0, k, int(per_day * 0.03))  # the same user changes their vote an hour later
+        copies = rng.integers(0, k, per_day - k - len(flips))  # retried sends reuse the event_id
+        fb = pa.table({c: pa.array(v) if not isinstance(v, pa.Array) else v for c, v in base.items()}
+                      | {"event_time": pa.array(f_time, pa.timestamp("us", tz="UTC"))})
+        flipped = fb.take(pa.array(flips))
+        flipped = flipped.set_column(0, "event_id", _letters(np.arange(len(flips)) + offset + k, 8))
+        flipped = flipped.set_column(2, "event_time", pc.add(flipped["event_time"], pa.scalar(3600 * 10**6, pa.duration("us"))))
+        flipped = flipped.set_column(4, "label", pc.if_else(pc.equal(flipped["label"], "up"), "down", "up"))
+        fb = pa.concat_tables([fb, flipped, fb.take(pa.array(copies))])
+        offset += per_day
+        for stream, table in (("traces", pa.table(traces)), ("feedback", fb)):
+            _write(lake, stream, date, table, offset)
+
+
+def _write(lake: Path, stream: str, date: dt.datetime, table: pa.Table, offset: int) -> None:
+    from curation.lake import SCHEMAS
+
+    n = table.num_rows
+    ts = table["event_time"]
+    common = {
+        "_topic": pa.array([f"llm.{stream}"] * n),
+        "_partition": pa.array(np.zeros(n, np.int32)),
+        "_offset": pa.array(np.arange(n, dtype=np.int64) + offset * 2),
+        "_kafka_timestamp": ts.cast(pa.timestamp("ms", tz="UTC"), safe=False),
+        "_ingested_at": pc.add(ts, pa.scalar(5 * 10**6, pa.duration("us"))).cast(
+            pa.timestamp("ms", tz="UTC"), safe=False
+        ),
+        "schema_version": pa.array(np.ones(n, np.int32)),
+        "extra": pa.array(["{}"] * n),
+    }
+    schema = SCHEMAS[stream]
+    cols = {**common, **{c: table[c] for c in table.column_names}}
+    full = pa.table([cols.get(f.name, pa.nulls(n, f.type)).cast(f.type) for f in schema], schema=schema)
+    folder = lake / "raw" / stream / f"dt={date.date().isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(full, folder / f"llm.{stream}-0-{offset * 2}-{offset * 2 + n - 1}.parquet", compression="zstd")
+
+
+def cached_lake(n: int) -> Path:
+    lake = CACHE / f"lake-{n}"
+    if not (lake / "COMPLETE").is_file():
+        shutil.rmtree(lake, ignore_errors=True)
+        start = time.perf_counter()
+        generate(lake, n)
+        (lake / "COMPLETE").write_text(f"{n}\n")
+        print(f"  generated {n:,} events in {time.perf_counter() - start:.0f}s -> {lake}", flush=True)
+    return lake
+
+
+# ---------------------------------------------------------------------------
+# The baseline: the same steps written plainly in pandas (every column read, merges in memory).
+
+PII = [
+    (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "[EMAIL]"),
+    (r"\b\d(?:[ -]?\d){12,18}\b", "[CARD]"),
+    (r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "[IP]"),
+    (r"\+\d{1,3}(?:[ .-]?\d{2,4}){2,5}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b", "[PHONE]"),
+]
+
+
+def pandas_curate(lake: Path, out: Path) -> dict[str, int]:
+    import pandas as pd
+
+    as_of = pd.Timestamp(AS_OF)
+    cutoff = as_of - pd.Timedelta(days=30)
+    fb = pd.read_parquet(lake / "raw" / "feedback")
+    tr = pd.read_parquet(lake / "raw" / "traces")
+    fb = fb[(fb.event_time <= as_of) & (fb._ingested_at <= as_of)]
+    fb = fb.sort_values(["_ingested_at", "_partition", "_offset"]).drop_duplicates("event_id")
+    fb["user_key"] = fb.user_id.fillna("anonymous:" + fb.event_id)
+    fb = fb.sort_values(["event_time", "event_id"], ascending=False).drop_duplicates(["user_key", "trace_id"])
+    fb = fb[fb.event_time >= cutoff]
+    tr = tr[(tr.event_time <= as_of) & (tr._ingested_at <= as_of)].drop_duplicates("trace_id")
+    tr = tr[["trace_id", "model_version", "prompt", "completion", "session_id", "tags", "prompt_format"]]
+    j = fb.drop(columns=["prompt", "completion", "model_version", "prompt_format"]).merge(tr, on="trace_id")
+    j = j[(j.kind == "edit") | j.label.isin(["up", "down"])]
+    thumbs = j[j.kind == "thumb"].assign(source="thumb", label=lambda d: d.label == "up")
+    edits = j[j.kind == "edit"]
+    rows = pd.concat([
+        thumbs,
+        edits.assign(source="edit", label=True, completion=edits.edited_completion),
+        edits.assign(source="edit_original", label=False),
+    ], ignore_index=True)
+    votes = rows.groupby(["prompt", "completion"]).label.agg(["sum", "count"])
+    votes["down"] = votes["count"] - votes["sum"]
+    rows = rows.join(votes, on=["prompt", "completion"])
+    rows = rows[(rows["sum"] == 0) | (rows.down == 0) | ((rows["sum"] > rows.down) == rows.label) & (rows["sum"] != rows.down)]
+    plen, clen = rows.prompt.str.strip().str.len(), rows.completion.fillna("").str.strip().str.len()
+    rows = rows[(plen >= 1) & (clen >= 1) & (rows.prompt.str.len() <= 8000) & (rows.completion.str.len() <= 8000)]
+    rows = rows.assign(rk=pd.util.hash_pandas_object(rows.event_id + rows.source, index=False).to_numpy())
+    rows = rows.sort_values("rk")
+    rows = rows[rows.groupby("prompt").cumcount() < 50]
+    rows = rows[rows.groupby("user_key").cumcount() < 1000]
+    key = rows.session_id.fillna(rows.trace_id)
+    hashed_eval = pd.util.hash_pandas_object(key, index=False).to_numpy() % 1_000_000 < 100_000
+    rows = rows.assign(hashed_eval=hashed_eval)
+    rows["split"] = rows.groupby("prompt").hashed_eval.transform("all").map({True: "eval", False: "train"})
+    for column in ("prompt", "completion"):
+        for pattern, token in PII:
+            rows[column] = rows[column].str.replace(pattern, token, regex=True)
+    cols = ["prompt", "prompt_format", "completion", "label", "trace_id", "model_version", "event_time", "source",
+            "session_id", "user_id", "tags", "event_id"]
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in ("train", "eval"):
+        part = rows.loc[rows.split == split, cols].sort_values(["event_time", "trace_id", "source", "event_id"])
+        part.to_parquet(out / f"{split}.parquet", compression="zstd", index=False)
+        counts[split] = len(part)
+    return counts
+
+
+def duckdb_curate(lake: Path, out: Path) -> dict[str, int]:
+    from curation.run import run
+    from curation.snapshot import load_manifest
+    from flywheel.config import defaults
+
+    config = defaults().replace(**{"paths.lake": str(lake), "paths.registry": str(out / "registry")})
+    path = run(config, as_of=AS_OF)
+    counts = load_manifest(path)["counts"]
+    shutil.rmtree(path)  # the next run must build, not find, the snapshot
+    return {"train": counts["train"], "eval": counts["eval"]}
+
+
+def _child(engine: str, lake: str, out: str) -> None:
+    """Runs in a fresh process so its peak RSS is its own."""
+    start = time.perf_counter()
+    counts = (duckdb_curate if engine == "duckdb" else pandas_curate)(Path(lake), Path(out))
+    seconds = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "rss": rss, **counts}))
+
+
+def measure(engine: str, lake: Path) -> dict[str, Any]:
+    out = CACHE / f"out-{engine}"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_curation", engine, str(lake), str(out)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    sizes = [int(s) for s in os.environ.get("BENCH_CURATION_SIZES", "1000000,10000000").split(",") if s.strip()]
+    pandas_max = int(os.environ.get("BENCH_CURATION_PANDAS_MAX", "1000000"))
+    gib = 1024**3
+    for n in sizes:
+        lake = cached_lake(n)
+        duck = measure("duckdb", lake)
+        if "error" in duck:
+            print(f"  {n:>11,} events  duckdb FAILED: {duck['error']}")
+            continue
+        line = (f"  {n:>11,} events  duckdb (whole curation) {duck['seconds']:7.1f} s  "
+                f"peak RSS {duck['rss'] / gib:5.2f} GiB  -> {duck['train']:,} train / {duck['eval']:,} eval rows")
+        print(line, flush=True)
+        if n > pandas_max:
+            print(f"  {n:>11,} events  pandas baseline skipped (above BENCH_CURATION_PANDAS_MAX={pandas_max:,})")
+            continue
+        base = measure("pandas", lake)
+        if "error" in base:
+            print(f"  {n:>11,} events  pandas baseline FAILED: {base['error']}")
+            continue
+        print(f"  {n:>11,} events  pandas baseline          {base['seconds']:7.1f} s  "
+              f"peak RSS {base['rss'] / gib:5.2f} GiB  -> {base['train']:,} train / {base['eval']:,} eval rows")
+        print(f"  {n:>11,} events  ratio pandas/duckdb: {base['seconds'] / duck['seconds']:.2f}x time, "
+              f"{base['rss'] / duck['rss']:.2f}x peak memory", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4:
+        _child(*sys.argv[1:])
+    else:
+        main()
