@@ -2,7 +2,7 @@
 
 Each ``NN_name.sql`` makes one table from the previous ones. The early steps carry only
 keys, hashes and lengths; the text is read once, at the end, for the rows that made it
-(``11_fetch.sql``): the plan that keeps memory flat at 10 M events.
+(``12_fetch.sql``): the plan that keeps memory flat at 10 M events.
 """
 
 from __future__ import annotations
@@ -147,14 +147,16 @@ def run_pipeline(
     _table(con, "fb", "02_feedback", params)
     c["after_dedupe"] = _scalar(con, "SELECT count(*) FROM fb")
     c["duplicates"] = c["read"] - c["after_dedupe"]
-    c["after_latest_action"] = _scalar(con, "SELECT count(*) FROM fb WHERE is_latest")
+    _table(con, "latest", "03_latest", params)
+    con.execute("DROP TABLE fb")
+    c["after_latest_action"] = _scalar(con, "SELECT count(*) FROM latest")
     c["superseded"] = c["after_dedupe"] - c["after_latest_action"]
-    c["after_age_date"] = _scalar(con, "SELECT count(*) FROM fb WHERE is_latest AND recent")
+    c["after_age_date"] = _scalar(con, "SELECT count(*) FROM latest WHERE recent")
     c["aged_out_by_date"] = c["after_latest_action"] - c["after_age_date"]
 
-    _table(con, "tr", "03_traces", params)
-    _table(con, "joined", "04_joined", params)
-    con.execute("DROP TABLE fb; DROP TABLE tr")
+    _table(con, "tr", "04_traces", params)
+    _table(con, "joined", "05_joined", params)
+    con.execute("DROP TABLE latest; DROP TABLE tr")
     status = _grouped(con, "joined", "status")
     for key in ("joined", "self_contained", "pending", "orphaned", "invalid"):
         c[key] = status.get(key, 0)
@@ -168,10 +170,10 @@ def run_pipeline(
         "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND kind = 'edit'",
     )
 
-    _table(con, "rows", "05_rows", params)
+    _table(con, "rows", "06_rows", params)
     con.execute("DROP TABLE joined")
     c["after_edits"] = _scalar(con, "SELECT count(*) FROM rows")
-    _table(con, "resolved", "06_conflicts", params)
+    _table(con, "resolved", "07_conflicts", params)
     con.execute("DROP TABLE rows")
     verdict = _grouped(con, "resolved", "verdict")
     c["conflict_minority"] = verdict.get("minority", 0)
@@ -179,21 +181,21 @@ def run_pipeline(
     c["conflict_dropped"] = verdict.get("conflict", 0)
     c["after_conflicts"] = verdict.get("keep", 0)
 
-    _table(con, "filtered", "07_filters", params)
+    _table(con, "filtered", "08_filters", params)
     con.execute("DROP TABLE resolved")
     reason = _grouped(con, "filtered", "reason")
     c["dropped_empty"] = reason.get("empty", 0)
     c["dropped_too_long"] = reason.get("too_long", 0)
     c["after_filters"] = reason.get("ok", 0)
 
-    _table(con, "capped", "08_caps", params)
+    _table(con, "capped", "09_caps", params)
     con.execute("DROP TABLE filtered")
     reason = _grouped(con, "capped", "reason")
     c["capped_per_prompt"] = c["after_filters"] - sum(reason.values())
     c["capped_per_user"] = reason.get("cap_user", 0)
     c["after_caps"] = reason.get("ok", 0)
 
-    _table(con, "split_rows", "09_split", params)
+    _table(con, "split_rows", "10_split", params)
     con.execute("DROP TABLE capped")
     c["moved_to_train_shared_prompt"] = _scalar(
         con, "SELECT count(*) FROM split_rows WHERE hashed_eval AND split = 'train'"
@@ -206,12 +208,15 @@ def run_pipeline(
     downsample = cfg.balance == "downsample"
     params["keep_up"] = bal.keep_desirable if downsample else _NO_LIMIT
     params["keep_down"] = bal.keep_undesirable if downsample else _NO_LIMIT
-    _table(con, "final_rows", "10_balance", params)
-    con.execute("DROP TABLE split_rows")
+    if downsample:
+        _table(con, "final_rows", "11_balance", params)
+        con.execute("DROP TABLE split_rows")
+    else:  # weights leave every row in place: no need to rank them
+        con.execute("ALTER TABLE split_rows RENAME TO final_rows")
     c["after_balance"] = _scalar(con, "SELECT count(*) FROM final_rows")
     c["downsampled"] = c["after_caps"] - c["after_balance"]
 
-    _table(con, "out", "11_fetch", params)
+    _table(con, "out", "12_fetch", params)
     con.execute("DROP TABLE final_rows")
     pii = con.execute(
         "SELECT count_if(has_email), count_if(has_card), count_if(has_ip), count_if(has_phone) FROM out"

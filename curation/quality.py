@@ -77,7 +77,7 @@ def _context(docs: Path) -> Any:
     site: Any = {
         "class_name": "SiteBuilder",
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs)},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.resolve())},
     }
     ctx.add_data_docs_site(site_name="snapshot", site_config=site)
     return ctx

@@ -35,9 +35,10 @@ def content_digest(con: duckdb.DuckDBPyConnection, weights: dict[str, float]) ->
     """The snapshot id and what it was derived from (rows per split, their digests, the KTO weights)."""
     parts = {
         split: {"rows": int(n), "xor": x, "sum": s}
-        for split, n, x, s in con.execute(load_sql("12_content_hash")).fetchall()
+        for split, n, x, s in con.execute(load_sql("13_content_hash")).fetchall()
     }
-    basis = {"format": FORMAT_VERSION, "splits": parts, "kto": weights}
+    # DuckDB's hash() may change between versions: a different version must give a different id.
+    basis = {"format": FORMAT_VERSION, "duckdb": duckdb.__version__, "splits": parts, "kto": weights}
     digest = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
     return f"snap-{digest[:16]}", basis
 
@@ -52,7 +53,7 @@ def sha256_file(path: Path) -> str:
 
 def export_splits(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, str]:
     """Write train.parquet and eval.parquet (zstd); returns their sha256."""
-    query = load_sql("13_export")
+    query = load_sql("14_export")
     hashes = {}
     for split in SPLITS:
         target = folder / f"{split}.parquet"

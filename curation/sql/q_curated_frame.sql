@@ -4,5 +4,5 @@ SELECT
     split, label, trace_id, event_time, model_version, source,
     length(prompt) AS prompt_chars, length(completion) AS completion_chars
 FROM out
-ORDER BY md5(event_id || source)
+ORDER BY hash(event_id, source), event_id, source
 LIMIT $limit

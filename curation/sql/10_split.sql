@@ -7,11 +7,13 @@ kept AS (
 hashed AS (
     SELECT
         *,
-        md5_number_lower($seed::VARCHAR || ':' || coalesce(session_id, trace_id)) % 1000000 < $eval_ppm
+        hash($seed, coalesce(session_id, trace_id)) % 1000000 < $eval_ppm
             AS hashed_eval
     FROM kept
+),
+eval_prompts AS (
+    SELECT ph FROM hashed GROUP BY ph HAVING bool_and(hashed_eval)
 )
-SELECT
-    *,
-    CASE WHEN bool_and(hashed_eval) OVER (PARTITION BY ph) THEN 'eval' ELSE 'train' END AS split
-FROM hashed
+SELECT h.*, CASE WHEN e.ph IS NULL THEN 'train' ELSE 'eval' END AS split
+FROM hashed AS h
+LEFT JOIN eval_prompts AS e ON h.ph = e.ph

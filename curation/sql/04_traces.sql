@@ -1,0 +1,19 @@
+-- Key columns of the traces that kept feedback points at, one row per trace_id (first copy wins).
+WITH
+wanted AS (
+    SELECT DISTINCT trace_id FROM latest WHERE recent
+),
+known_then AS (
+    SELECT
+        t.trace_id, t.model_version, t.session_id, t.user_id,
+        hash(t.prompt) AS ph, hash(t.completion) AS ch,
+        length(t.prompt) AS plen, trimmed_length(t.prompt) AS ptrim,
+        length(t.completion) AS clen, trimmed_length(t.completion) AS ctrim,
+        t._topic AS t_topic, t._partition AS t_partition, t._offset AS t_offset, t._ingested_at
+    FROM traces_src AS t
+    SEMI JOIN wanted USING (trace_id)
+    WHERE t.event_time <= $as_of AND t._ingested_at <= $as_of
+)
+SELECT * EXCLUDE (_ingested_at)
+FROM known_then
+QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY _ingested_at, t_topic, t_partition, t_offset) = 1
