@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-slow test-gpu check lint typecheck bench clean venv
+.PHONY: browser demo test test-slow test-gpu check lint typecheck bench clean venv
 
 venv: $(STAMP)
 
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/flywheel demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
@@ -47,6 +47,10 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Best effort: the curation report test opens the report in headless Chromium, and skips without one.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || true
 
 clean:
 	rm -rf $(VENV) lake registry runs demo .cache .pytest_cache .mypy_cache .ruff_cache
