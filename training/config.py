@@ -22,8 +22,8 @@ class TrainingConfig:
     """How a candidate is trained from a snapshot."""
 
     beta: float = setting(0.1, "KTO beta: how far the policy may move from the reference")
-    learning_rate: float = setting(1e-3, "peak AdamW learning rate (tiny-world default; see the module doc)")
-    epochs: float = setting(2.0, "passes over the snapshot's train split (ignored when max_steps > 0)")
+    learning_rate: float = setting(5e-4, "peak AdamW learning rate (tiny-world default; see the module doc)")
+    epochs: float = setting(1.0, "passes over the snapshot's train split (ignored when max_steps > 0)")
     max_steps: int = setting(0, "stop after this many optimizer steps (0: use epochs)")
     per_device_batch_size: int = setting(
         16, "rows per device and step; >= 4 so each batch estimates KTO's KL term from both labels"

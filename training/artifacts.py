@@ -1,0 +1,110 @@
+"""What a candidate carries besides its weights: curves (JSON + PNG), metrics, the model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# The curves worth watching in KTO: the loss, each class's implicit reward and log-prob (a falling
+# chosen log-prob is the known failure to watch), their margin and the KL estimate.
+CURVES = (
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "kl",
+    "logps/chosen",
+    "logps/rejected",
+)
+
+
+def curves(log_history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    """``{name: [[step, value], ...]}`` for every curve the trainer logged."""
+    out: dict[str, list[list[float]]] = {name: [] for name in CURVES}
+    for entry in log_history:
+        step = entry.get("step")
+        for name in CURVES:
+            if step is not None and name in entry:
+                out[name].append([float(step), float(entry[name])])
+    return {k: v for k, v in out.items() if v}
+
+
+def summary(curve_data: dict[str, list[list[float]]]) -> dict[str, Any]:
+    """First and last value of each curve, and the warnings worth a look."""
+    result: dict[str, Any] = {}
+    for name, points in curve_data.items():
+        result[name] = {"first": points[0][1], "last": points[-1][1]}
+    warnings = []
+    chosen = result.get("logps/chosen")
+    if chosen and chosen["last"] < chosen["first"]:
+        warnings.append(
+            f"log-prob of desirable completions fell ({chosen['first']:.3f} -> {chosen['last']:.3f}); "
+            "check for the chosen-probability drop"
+        )
+    margins = result.get("rewards/margins")
+    if margins and margins["last"] <= 0:
+        warnings.append("the reward margin did not become positive: the feedback may be noise")
+    result["warnings"] = warnings
+    return result
+
+
+def plot(curve_data: dict[str, list[list[float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on training nodes
+    import matplotlib.pyplot as plt
+
+    groups = [
+        ("loss", ["loss"]),
+        ("implicit rewards", ["rewards/chosen", "rewards/rejected", "rewards/margins"]),
+        ("KL estimate", ["kl"]),
+        ("log-probs", ["logps/chosen", "logps/rejected"]),
+    ]
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.2))
+    for ax, (title, names) in zip(axes, groups, strict=True):
+        for name in names:
+            if name in curve_data:
+                xs, ys = zip(*curve_data[name], strict=True)
+                ax.plot(xs, ys, label=name)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def model_card(version: str, meta: dict[str, Any], metrics: dict[str, Any], config_toml: str) -> str:
+    lines = [
+        f"# {version}",
+        "",
+        "A KTO candidate trained by `flywheel train` on unpaired user feedback.",
+        "",
+        f"- snapshot: `{meta['snapshot_id']}`",
+        f"- base (and KTO reference): `{meta['base_version']}`",
+        f"- mode: {meta['mode']}",
+        f"- rows: {metrics['rows']['desirable']} desirable, {metrics['rows']['undesirable']} undesirable",
+        f"- class weights: {json.dumps(metrics['class_weights'])}",
+        "",
+        "## Training metrics",
+        "",
+        "| curve | first | last |",
+        "|---|---|---|",
+    ]
+    for name, value in metrics["curves"].items():
+        if isinstance(value, dict):
+            lines.append(f"| {name} | {value['first']:.4f} | {value['last']:.4f} |")
+    for warning in metrics["curves"].get("warnings", []):
+        lines.append(f"\n> warning: {warning}")
+    lines += [
+        "",
+        "Curves: `curves.json`, `curves.png`.",
+        "",
+        "## Configuration",
+        "",
+        "```toml",
+        config_toml,
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

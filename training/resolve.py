@@ -1,0 +1,95 @@
+"""Which snapshot, which base model, and the deterministic name of the candidate they make."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from training.errors import BaseModelError, SnapshotError
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+    path: Path
+    version: str  # the registry version, or the folder's name for a model outside the registry
+
+
+def latest_snapshot(lake: str | Path) -> Path | None:
+    """The newest curated snapshot; curation's own lookup when it is importable."""
+    try:
+        from curation.snapshot import latest_snapshot as from_curation
+    except ImportError:  # training installed without curation: the folder convention suffices
+        curated = Path(lake) / "curated"
+        found = [p for p in curated.glob("*") if (p / "manifest.json").is_file()] if curated.is_dir() else []
+        return max(found, key=lambda p: (p / "manifest.json").stat().st_mtime, default=None)
+    result: Path | None = from_curation(lake)
+    return result
+
+
+def snapshot_path(config: Any, snapshot: str | Path | None) -> Path:
+    if snapshot is not None:
+        path = Path(snapshot)
+        if not (path / "manifest.json").is_file():
+            raise SnapshotError(
+                f"{path} is not a curated snapshot (no manifest.json)",
+                hint="pass a folder printed by `flywheel curate`",
+            )
+        return path
+    found = latest_snapshot(config.paths.lake)
+    if found is None:
+        raise SnapshotError(
+            f"no curated snapshot under {Path(config.paths.lake) / 'curated'}",
+            hint="run `flywheel curate` first, or pass --snapshot DIR",
+        )
+    return Path(found)
+
+
+def base_model(config: Any, base: str | Path | None) -> Base:
+    """``base`` as a folder or a registry version; the registry's champion when None."""
+    from flywheel.registry import Registry, RegistryError
+
+    registry = Registry.from_config(config)
+    if base is None:
+        version = registry.champion()
+        if version is None:
+            raise BaseModelError(
+                f"no --base-model given and the registry at {registry.root} has no champion",
+                hint="`flywheel register PATH --champion` adds your base or SFT model first",
+            )
+        return Base(registry.path(version), version)
+    path = Path(base)
+    if (path / "config.json").is_file():
+        inside = path.resolve().parent == registry.models.resolve()
+        return Base(path, path.name if inside else f"ext-{path.name}")
+    try:
+        return Base(registry.path(str(base)), str(base))
+    except RegistryError:
+        raise BaseModelError(
+            f"--base-model {base} is neither a model folder (with config.json) nor a registry version",
+            hint="`flywheel status` lists the versions",
+        ) from None
+
+
+def config_hash(training: Any) -> str:
+    """Hash of the settings that change the trained weights (not where checkpoints go)."""
+    fields = dataclasses.asdict(training)
+    for key in ("work_dir", "save_steps", "save_total_limit", "resume", "logging_steps"):
+        fields.pop(key, None)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def candidate_version(snapshot_id: str, base_version: str, training: Any) -> str:
+    """``kto-<snapshot>-<base>-<config>``: a retried round finds its candidate instead of retraining."""
+
+    def clean(text: str, size: int) -> str:
+        text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._") or "x"
+        if len(text) <= size:
+            return text
+        digest = hashlib.sha256(text.encode()).hexdigest()[:6]
+        return f"{text[: size - 7]}-{digest}"
+
+    return f"kto-{clean(snapshot_id, 20)}-{clean(base_version, 28)}-{config_hash(training)}"

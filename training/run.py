@@ -1,0 +1,127 @@
+"""`flywheel train`: one KTO round from a curated snapshot to a candidate in the registry.
+
+Steps, each safe to repeat:
+
+1. Resolve the snapshot (default: the newest) and the base (default: the champion), and name the
+   candidate from snapshot id + base version + config hash. If the registry has it, return it.
+2. Load the train split, render chat prompts, order rows so every batch holds both labels.
+3. Train with TRL's KTOTrainer: LoRA by default (the reference is the base with adapters off),
+   or full fine-tuning (the reference is the base, its log-probs precomputed). Checkpoints go to
+   ``<work_dir>/<version>/``; a rerun of the same round resumes from the newest one.
+4. Merge the adapter, and stage the candidate: safetensors weights, tokenizer, model card,
+   resolved config, metrics and curves. The registry renames it into place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from flywheel.config import to_toml, write_resolved
+from training import artifacts, resolve
+from training.data import balanced_weights, batches_have_both_labels, load_manifest, read_rows
+from training.errors import SnapshotError
+from training.trainer import build_trainer, last_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def class_weights(manifest: dict[str, Any], training: Any) -> dict[str, float]:
+    kto = manifest.get("kto") or {}
+    if not training.use_class_weights or not kto:
+        return {"desirable_weight": 1.0, "undesirable_weight": 1.0}
+    return {
+        "desirable_weight": float(kto.get("desirable_weight", 1.0)),
+        "undesirable_weight": float(kto.get("undesirable_weight", 1.0)),
+    }
+
+
+def run(
+    config: Any,
+    snapshot: str | Path | None = None,
+    base_model: str | Path | None = None,
+    callbacks: list[Any] | None = None,
+) -> str:
+    """Train a candidate on ``snapshot`` from ``base_model``; returns its registry version.
+
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects (tests use one to interrupt).
+    """
+    from flywheel.registry import Registry
+
+    training = config.training
+    snap = resolve.snapshot_path(config, snapshot)
+    manifest = load_manifest(snap)
+    snapshot_id = str(manifest.get("snapshot_id") or snap.name)
+    base = resolve.base_model(config, base_model)
+    version = resolve.candidate_version(snapshot_id, base.version, training)
+    registry = Registry.from_config(config)
+    if version in registry.versions():
+        log.info("candidate %s already exists (snapshot %s, base %s)", version, snapshot_id, base.version)
+        return version
+
+    work = Path(training.work_dir or Path(config.paths.runs) / "training") / version
+    weights = class_weights(manifest, training)
+    started = time.perf_counter()
+    trainer, tokenizer, prepared = build_trainer(config, base.path, read_rows(snap), work, weights, callbacks)
+    if prepared.dropped_for_batching > 1 and training.use_class_weights:
+        # Rows of the larger class were left out, so curation's weights no longer fit the counts.
+        weights = balanced_weights(prepared.n_desirable, prepared.n_undesirable)
+        trainer.desirable_weight = weights["desirable_weight"]
+        trainer.undesirable_weight = weights["undesirable_weight"]
+    final = trainer.train_dataset["label"]
+    if not batches_have_both_labels(list(final), training.per_device_batch_size):
+        # TRL filters rows after our ordering; a filtered row would shift every later batch.
+        raise SnapshotError(
+            f"snapshot {snapshot_id}: after TRL's preprocessing some batch holds a single label",
+            hint="lower training.max_prompt_length below training.max_length",
+        )
+    resume = last_checkpoint(work) if training.resume else None
+    if resume:
+        log.info("resuming %s from %s", version, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - started
+
+    model = trainer.model
+    if training.mode == "lora":
+        model = model.merge_and_unload()
+    curve_data = artifacts.curves(trainer.state.log_history)
+    metrics = {
+        "version": version,
+        "snapshot_id": snapshot_id,
+        "base_version": base.version,
+        "mode": training.mode,
+        "rows": {
+            "desirable": prepared.n_desirable,
+            "undesirable": prepared.n_undesirable,
+            "dropped_too_long": prepared.dropped_too_long,
+            "dropped_for_batching": prepared.dropped_for_batching,
+        },
+        "class_weights": weights,
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "train_seconds": round(seconds, 2),
+        "resumed_from": Path(resume).name if resume else None,
+        "curves": artifacts.summary(curve_data),
+    }
+    meta = {
+        "kind": "candidate",
+        "snapshot_id": snapshot_id,
+        "base_version": base.version,
+        "mode": training.mode,
+    }
+    with registry.stage(version, metadata=meta) as folder:
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        write_resolved(config, folder / "config.toml")
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        (folder / "curves.json").write_text(json.dumps(curve_data), encoding="utf-8")
+        artifacts.plot(curve_data, folder / "curves.png")
+        card = artifacts.model_card(version, meta, metrics, to_toml(config, only=("training",)))
+        (folder / "model_card.md").write_text(card, encoding="utf-8")
+    for warning in metrics["curves"]["warnings"]:
+        log.warning("candidate %s: %s", version, warning)
+    log.info("candidate %s trained in %.1fs (%d steps)", version, seconds, trainer.state.global_step)
+    return version

@@ -1,0 +1,137 @@
+"""Build TRL's KTOTrainer from our configuration: device, precision, LoRA or full, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from training.data import Prepared, prepare
+from training.errors import BaseModelError
+
+log = logging.getLogger(__name__)
+
+# Below this many parameters a model trains on CPU with one thread: on a shared two-core machine
+# two spinning OpenMP threads ran the tiny world 6x slower than one.
+TINY_PARAMS = 10_000_000
+
+
+def _flag(value: str, auto: bool) -> bool:
+    return auto if value == "auto" else value == "on"
+
+
+def use_cuda(training: Any) -> bool:
+    import torch
+
+    if training.device == "cpu":
+        return False
+    if training.device == "cuda" and not torch.cuda.is_available():
+        raise BaseModelError(
+            "training.device is cuda but no CUDA GPU is visible", hint="set training.device=auto"
+        )
+    return torch.cuda.is_available()
+
+
+def last_checkpoint(work: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(work)) if work.is_dir() else None
+
+
+def load_base(path: Path, bf16: bool) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    except (OSError, ValueError) as exc:
+        raise BaseModelError(
+            f"cannot load the base model at {path}: {exc}",
+            hint="the folder needs config.json, safetensors weights and a tokenizer (save_pretrained)",
+        ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> Any:
+    import torch
+    from trl import KTOConfig
+
+    t = config.training
+    bf16 = cuda and _flag(t.bf16, torch.cuda.is_bf16_supported())
+    return KTOConfig(
+        output_dir=str(work),
+        beta=t.beta,
+        learning_rate=t.learning_rate,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        per_device_train_batch_size=t.per_device_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of the steps
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        lr_scheduler_type="cosine",
+        max_length=t.max_length,
+        desirable_weight=weights["desirable_weight"],
+        undesirable_weight=weights["undesirable_weight"],
+        precompute_ref_log_probs=_flag(t.precompute_ref_log_probs, t.mode == "full"),
+        bf16=bf16,
+        gradient_checkpointing=_flag(t.gradient_checkpointing, cuda),
+        use_cpu=not cuda,
+        seed=t.seed,
+        data_seed=t.seed,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def build_trainer(
+    config: Any,
+    base_path: Path,
+    rows: list[dict[str, Any]],
+    work: Path,
+    weights: dict[str, float],
+    callbacks: list[Any] | None = None,
+) -> tuple[Any, Any, Prepared]:
+    """(trainer, tokenizer, prepared data) ready for ``trainer.train``."""
+    import torch
+    from peft import LoraConfig
+    from transformers import set_seed
+    from trl import KTOTrainer
+
+    t = config.training
+    cuda = use_cuda(t)
+    args = kto_args(config, work, weights, cuda)
+    set_seed(t.seed)  # the adapters' initialisation
+    model, tokenizer = load_base(base_path, args.bf16)
+    if not cuda and model.num_parameters() < TINY_PARAMS:
+        torch.set_num_threads(1)
+    prepared = prepare(rows, tokenizer, t)
+    peft_config = None
+    if t.mode == "lora":
+        targets: Any = (
+            "all-linear" if tuple(t.lora_target_modules) == ("all-linear",) else list(t.lora_target_modules)
+        )
+        peft_config = LoraConfig(
+            r=t.lora_r,
+            lora_alpha=t.lora_alpha,
+            lora_dropout=t.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        )
+    trainer = KTOTrainer(
+        model=model,
+        args=args,
+        train_dataset=prepared.dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    return trainer, tokenizer, prepared
