@@ -1,0 +1,99 @@
+"""The demo loop on real parts: embedded broker, ingest, curation, KTO training, the gate, the registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flywheel import ledger
+from flywheel.demo import demo_config, loop
+from flywheel.registry import Registry
+from tests.fixtures_broker import fresh_topics
+from tests.fixtures_model import SHARED_CACHE
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _config(broker: Any, tmp_path: Path, **overrides: Any) -> Any:
+    values = {
+        "paths.cache": str(SHARED_CACHE),
+        "demo.out": str(tmp_path / "demo"),
+        "demo.rounds": 1,
+        "demo.requests_per_round": 400,
+        **overrides,
+    }
+    return demo_config(fresh_topics(broker, tmp_path / "lake", **values), broker.bootstrap)
+
+
+@pytest.mark.broker
+def test_one_round_raises_approval_and_ledger_records_every_step(
+    broker: Any, tiny_world: Path, tmp_path: Path
+) -> None:
+    cfg = _config(broker, tmp_path)
+    lines: list[str] = []
+    rows = loop(cfg, lines.append)
+    assert [r.day for r in rows] == [0, 1]
+    before, after = rows
+    assert after.approval > before.approval, f"approval {before.approval:.1%} -> {after.approval:.1%}"
+
+    rec = ledger.latest(cfg.paths.runs)
+    assert rec is not None and rec["status"] == "completed" and rec["outcome"] == "promoted"
+    assert [rec["steps"][s]["state"] for s in ledger.STEPS] == ["done"] * 4
+    assert all(rec["steps"][s]["duration_s"] > 0 for s in ledger.STEPS)
+    assert rec["snapshot_id"] and rec["train_rows"] >= cfg.nightly.min_train_rows
+    assert rec["decision"]["promote"] and rec["decision"]["reasons"]
+    assert Path(rec["decision"]["report_path"]).exists()
+
+    registry = Registry(cfg.paths.registry)
+    assert registry.champion() == rec["candidate"] == after.version != before.version
+    assert before.version == "tiny-base"
+    # Malformed records went to the dead-letter lake, not nowhere.
+    assert before.dead_lettered >= 1 and list(Path(cfg.paths.lake, "dlq").rglob("*.parquet"))
+    assert before.ingested >= before.served
+    assert any("nightly round" in line for line in lines)
+
+
+@pytest.mark.broker
+def test_round_with_too_little_feedback_is_skipped_and_champion_serves_on(
+    broker: Any, tiny_world: Path, tmp_path: Path
+) -> None:
+    cfg = _config(broker, tmp_path, **{"demo.requests_per_round": 40, "nightly.min_train_rows": 500})
+    rows = loop(cfg, lambda line: None)
+    rec = ledger.latest(cfg.paths.runs)
+    assert rec is not None and rec["status"] == "skipped" and "min_train_rows = 500" in rec["message"]
+    assert rec["steps"]["train"]["state"] == "skipped"
+    assert rows[0].version == rows[1].version == "tiny-base"
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+def test_make_demo_three_rounds(tiny_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flywheel.cli",
+            "demo",
+            "--set",
+            f"demo.out={out}",
+            "--set",
+            f"paths.cache={SHARED_CACHE}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rounds = json.loads((out / "report" / "rounds.json").read_text())
+    assert len(rounds) == 4
+    approvals = [r["approval"] for r in rounds]
+    assert approvals[-1] > approvals[0], approvals
+    assert (out / "report" / "approval.png").stat().st_size > 1000
+    assert "approval" in done.stdout and "decision" in done.stdout
