@@ -60,7 +60,9 @@ class EvalsConfig:
     )
     judge_timeout_s: float = setting(60.0, "timeout of one judge request")
     # Guards
-    min_length_ratio: float = setting(0.5, "guard: candidate/champion mean replay answer length at least")
+    min_length_ratio: float = setting(
+        0.25, "guard: candidate/champion mean replay answer length at least (shorter is often better)"
+    )
     max_length_ratio: float = setting(1.5, "guard: candidate/champion mean replay answer length at most")
     min_chosen_logp_change: float = setting(
         -0.5, "guard: mean change of per-token log-prob on thumbs-up completions at least (nats)"

@@ -1,0 +1,152 @@
+"""The gate end to end on the tiny world: worse candidates are rejected for the right reason, a
+better one is promoted, the report is written, and the champion changes only through the registry."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from evals.errors import EvalError
+from evals.run import run
+from flywheel import cli
+from flywheel import config as cfgmod
+from flywheel.registry import Registry
+from tests.evals import world as w
+
+GATE = {
+    "evals.judge": "rubric",
+    "evals.rubric": "training.world:World.rubric",
+    "evals.replay_prompts": 32,
+    "evals.max_new_tokens": 24,
+    "evals.bootstrap_samples": 400,
+}
+
+
+@pytest.fixture(scope="module")
+def gate(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A registry with the tiny world's base as champion and four candidates, and a snapshot."""
+    root = tmp_path_factory.mktemp("gate")
+    paths = {"paths.registry": str(root / "registry"), "paths.lake": str(root / "lake")}
+    config = cfgmod.load(None, env={}, overrides={**paths, **GATE, "paths.cache": str(tiny_world.parents[1])})
+    registry = Registry.from_config(config)
+    registry.register(tiny_world, champion=True, version="base")
+    models = root / "models"
+    builds = {
+        "better": lambda out: w.finetune(tiny_world, out, w.feedback_pairs("better")),
+        "flipped": lambda out: w.finetune(tiny_world, out, w.feedback_pairs("flipped")),
+        "padded": lambda out: w.finetune(tiny_world, out, w.feedback_pairs("padded")),
+        "random": lambda out: w.random_weights(tiny_world, out),
+    }
+    for name, make in builds.items():
+        folder = make(models / name)
+        with registry.stage(
+            name, {"kind": "candidate", "snapshot_id": "snap1", "base_version": "base"}
+        ) as dst:
+            for f in folder.iterdir():
+                (dst / f.name).write_bytes(f.read_bytes())
+    snapshot = w.write_snapshot(root / "lake" / "curated" / "snap1")
+    toml = root / "flywheel.toml"
+    toml.write_text(cfgmod.to_toml(config, only=("paths", "evals")), encoding="utf-8")
+    return {"config": config, "registry": registry, "snapshot": snapshot, "toml": toml}
+
+
+def failed(decision: Any) -> set[str]:
+    return {c.name for c in decision.checks if not c.passed}
+
+
+def test_candidate_trained_on_user_feedback_is_promoted(gate: dict[str, Any], capsys: Any) -> None:
+    # Through the command line: exit 0 means promote; the champion is not switched by the gate.
+    code = cli.main(["eval", "--config", str(gate["toml"]), "--candidate", "better"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("PROMOTE better over champion base (snapshot snap1)")
+    assert gate["registry"].champion() == "base"
+    folder = gate["registry"].root / "evals" / "better-vs-base"
+    report = json.loads((folder / "eval_report.json").read_text())
+    assert report["decision"] == "promote" and all(c["passed"] for c in report["checks"])
+    agreement, replay = report["metrics"]["agreement"], report["metrics"]["replay"]
+    assert agreement["auc"]["low"] > 0.5 and agreement["margin"]["low"] > 0
+    assert replay["win_rate"]["value"] > 0.5 and replay["lc_win_rate"]["value"] > 0.5
+    assert report["examples"]["Biggest wins of the candidate"]
+    html = (folder / "report.html").read_text()
+    assert (
+        html.index("PROMOTE")
+        < html.index("<h2>Reasons")
+        < html.index("<h2>Metrics")
+        < html.index("<h2>Plots")
+    )
+    assert html.count("data:image/png;base64,") == 3  # reward by label, lengths, slices
+    assert (folder / "config.toml").is_file()
+
+
+def test_candidate_trained_on_flipped_labels_is_rejected(gate: dict[str, Any]) -> None:
+    d = run(gate["config"], candidate="flipped", snapshot=gate["snapshot"])
+    assert not d.promote
+    assert d.reasons[0].startswith("primary:auc") and "worse than the champion" in d.reasons[0]
+    assert {"primary:auc", "chosen_logp_drop", "slices"} <= failed(d)
+
+
+def test_candidate_pushed_towards_padding_is_rejected_for_length(gate: dict[str, Any]) -> None:
+    code = cli.main(["eval", "--config", str(gate["toml"]), "--candidate", "padded"])
+    assert code == cli.EXIT_REJECTED
+    report = json.loads((gate["registry"].root / "evals" / "padded-vs-base" / "eval_report.json").read_text())
+    length = next(c for c in report["checks"] if c["name"] == "length_ratio")
+    assert not length["passed"] and length["value"] > 1.5
+    assert any(r.startswith("length_ratio: answer length ratio") for r in report["reasons"])
+
+
+def test_random_weights_are_rejected_for_drift_and_the_chosen_probability_drop(gate: dict[str, Any]) -> None:
+    d = run(gate["config"], candidate="random", snapshot=gate["snapshot"])
+    assert not d.promote
+    assert {"kl_drift", "chosen_logp_drop"} <= failed(d)
+    assert d.metrics["replay"]["kl_per_token"]["value"] > 1.0
+
+
+def test_nightly_flow_promote_then_rollback_and_a_failed_switch(
+    gate: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry: Registry = gate["registry"]
+    d = run(gate["config"], candidate="better", snapshot=gate["snapshot"])
+    assert d.promote
+    evidence = {"report": str(d.report_path), "auc": d.metrics["agreement"]["auc"]["value"]}
+    # A crash after the report is written and before the pointer is renamed: the champion stays.
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda s, t: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError):
+        registry.promote("better", reason="gate passed", evidence=evidence)
+    monkeypatch.setattr(os, "replace", real)
+    assert registry.champion() == "base"
+    registry.promote("better", reason="gate passed", evidence=evidence)
+    assert registry.champion() == "better"
+    assert registry.history()[-1].evidence == evidence
+    registry.rollback("regression in production")
+    assert registry.champion() == "base"
+
+
+def test_default_candidate_and_snapshot_come_from_the_registry(gate: dict[str, Any]) -> None:
+    # The newest trained candidate ("random") and the snapshot it names in its manifest.
+    d = run(gate["config"].replace(**{"evals.replay_prompts": 0}))
+    assert (d.candidate, d.snapshot) == ("random", "snap1")
+    assert "replay" not in d.metrics and not d.promote
+
+
+def test_unusable_snapshots_are_clear_errors(gate: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(EvalError, match=r"eval\.parquet does not exist"):
+        run(gate["config"], candidate="better", snapshot=tmp_path)
+    pq.write_table(
+        pa.table({"prompt": ["a"], "completion": ["b"], "label": [True], "trace_id": ["t"]}),
+        tmp_path / "eval.parquet",
+    )
+    with pytest.raises(EvalError, match="only thumbs-up"):
+        run(gate["config"], candidate="better", snapshot=tmp_path)
+    pq.write_table(pa.table({"prompt": ["a"], "label": [True]}), tmp_path / "eval.parquet")
+    with pytest.raises(EvalError, match="lacks column"):
+        run(gate["config"], candidate="better", snapshot=tmp_path)
+    with pytest.raises(EvalError, match="is the champion"):
+        run(gate["config"], candidate="base", snapshot=gate["snapshot"])
