@@ -33,10 +33,43 @@ CACHE = Path(".cache/bench_curation")
 AS_OF = "2026-03-29T00:00:00Z"
 START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 DAYS = 28  # every event is inside the 30-day window: nothing is pruned away, the worst case
-WORDS = (
-    "the model should explain how to configure a service with retries timeouts and backoff for a busy "
-    "queue while keeping latency low and costs predictable across regions users tenants and releases"
-).split()
+WORDS = [
+    *[
+        "the",
+        "model",
+        "should",
+        "explain",
+        "how",
+        "to",
+        "configure",
+        "a",
+        "service",
+        "with",
+        "retries",
+        "timeouts",
+        "and",
+        "backoff",
+        "for",
+        "a",
+        "busy",
+    ],
+    *[
+        "queue",
+        "while",
+        "keeping",
+        "latency",
+        "low",
+        "and",
+        "costs",
+        "predictable",
+        "across",
+        "regions",
+        "users",
+        "tenants",
+        "and",
+        "releases",
+    ],
+]
 
 
 def _letters(values: np.ndarray, width: int = 6) -> pa.Array:
@@ -52,9 +85,15 @@ def _pool(rng: np.random.Generator, n: int, chars: int, digit_share: float) -> p
         words = rng.choice(WORDS, size=chars // 5)
         text = " ".join(words)[:chars]
         if rng.random() < digit_share:  # some texts carry numbers, and a few real PII
-            text = text[: chars - 40] + (" call +1 415 555 %04d" % i if i % 7 == 0 else f" order {i} in 2026")
+            text = text[: chars - 40] + (f" call +1 415 555 {i:04d}" if i % 7 == 0 else f" order {i} in 2026")
         out.append(text)
     return pa.array(out, pa.string())
+
+
+def _labels(up: np.ndarray, edit: np.ndarray) -> np.ndarray:
+    labels = np.where(up, "up", "down").astype(object)
+    labels[edit] = None  # an edit carries no thumb
+    return labels
 
 
 def _join(*parts: pa.Array) -> pa.Array:
@@ -72,7 +111,9 @@ def generate(lake: Path, n: int, seed: int = 0) -> None:
         date = START + dt.timedelta(days=day)
         m = int(per_day * 0.9)
         t_idx = np.arange(m) + day * per_day
-        t_time = np.datetime64(date.replace(tzinfo=None)) + rng.integers(0, 19 * 3600 * 10**6, m).astype("m8[us]")
+        t_time = np.datetime64(date.replace(tzinfo=None)) + rng.integers(0, 19 * 3600 * 10**6, m).astype(
+            "m8[us]"
+        )
         pid = rng.integers(0, n_prompts, m)
         traces = {
             "trace_id": _letters(t_idx, 7),
@@ -98,17 +139,23 @@ def generate(lake: Path, n: int, seed: int = 0) -> None:
             "trace_id": f_trace,
             "event_time": f_time,
             "kind": np.where(edit, "edit", "thumb"),
-            "label": np.where(edit, None, np.where(up, "up", "down")),
-            "edited_completion": pc.if_else(pa.array(edit), completions.take(pa.array(rng.integers(0, 5000, k))), None),
+            "label": _labels(up, edit),
+            "edited_completion": pc.if_else(
+                pa.array(edit), completions.take(pa.array(rng.integers(0, 5000, k))), None
+            ),
             "user_id": _letters(rng.integers(0, n_users, k)),
         }
         flips = rng.integers(0, k, int(per_day * 0.03))  # the same user changes their vote an hour later
         copies = rng.integers(0, k, per_day - k - len(flips))  # retried sends reuse the event_id
-        fb = pa.table({c: pa.array(v) if not isinstance(v, pa.Array) else v for c, v in base.items()}
-                      | {"event_time": pa.array(f_time, pa.timestamp("us", tz="UTC"))})
+        fb = pa.table(
+            {c: pa.array(v) if not isinstance(v, pa.Array) else v for c, v in base.items()}
+            | {"event_time": pa.array(f_time, pa.timestamp("us", tz="UTC"))}
+        )
         flipped = fb.take(pa.array(flips))
         flipped = flipped.set_column(0, "event_id", _letters(np.arange(len(flips)) + offset + k, 8))
-        flipped = flipped.set_column(2, "event_time", pc.add(flipped["event_time"], pa.scalar(3600 * 10**6, pa.duration("us"))))
+        flipped = flipped.set_column(
+            2, "event_time", pc.add(flipped["event_time"], pa.scalar(3600 * 10**6, pa.duration("us")))
+        )
         flipped = flipped.set_column(4, "label", pc.if_else(pc.equal(flipped["label"], "up"), "down", "up"))
         fb = pa.concat_tables([fb, flipped, fb.take(pa.array(copies))])
         offset += per_day
@@ -137,7 +184,9 @@ def _write(lake: Path, stream: str, date: dt.datetime, table: pa.Table, offset: 
     full = pa.table([cols.get(f.name, pa.nulls(n, f.type)).cast(f.type) for f in schema], schema=schema)
     folder = lake / "raw" / stream / f"dt={date.date().isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(full, folder / f"llm.{stream}-0-{offset * 2}-{offset * 2 + n - 1}.parquet", compression="zstd")
+    pq.write_table(
+        full, folder / f"llm.{stream}-0-{offset * 2}-{offset * 2 + n - 1}.parquet", compression="zstd"
+    )
 
 
 def cached_lake(n: int) -> Path:
@@ -180,17 +229,26 @@ def pandas_curate(lake: Path, out: Path) -> dict[str, int]:
     j = j[(j.kind == "edit") | j.label.isin(["up", "down"])]
     thumbs = j[j.kind == "thumb"].assign(source="thumb", label=lambda d: d.label == "up")
     edits = j[j.kind == "edit"]
-    rows = pd.concat([
-        thumbs,
-        edits.assign(source="edit", label=True, completion=edits.edited_completion),
-        edits.assign(source="edit_original", label=False),
-    ], ignore_index=True)
+    rows = pd.concat(
+        [
+            thumbs,
+            edits.assign(source="edit", label=True, completion=edits.edited_completion),
+            edits.assign(source="edit_original", label=False),
+        ],
+        ignore_index=True,
+    )
     votes = rows.groupby(["prompt", "completion"]).label.agg(["sum", "count"])
     votes["down"] = votes["count"] - votes["sum"]
     rows = rows.join(votes, on=["prompt", "completion"])
-    rows = rows[(rows["sum"] == 0) | (rows.down == 0) | ((rows["sum"] > rows.down) == rows.label) & (rows["sum"] != rows.down)]
+    rows = rows[
+        (rows["sum"] == 0)
+        | (rows.down == 0)
+        | ((rows["sum"] > rows.down) == rows.label) & (rows["sum"] != rows.down)
+    ]
     plen, clen = rows.prompt.str.strip().str.len(), rows.completion.fillna("").str.strip().str.len()
-    rows = rows[(plen >= 1) & (clen >= 1) & (rows.prompt.str.len() <= 8000) & (rows.completion.str.len() <= 8000)]
+    rows = rows[
+        (plen >= 1) & (clen >= 1) & (rows.prompt.str.len() <= 8000) & (rows.completion.str.len() <= 8000)
+    ]
     rows = rows.assign(rk=pd.util.hash_pandas_object(rows.event_id + rows.source, index=False).to_numpy())
     rows = rows.sort_values("rk")
     rows = rows[rows.groupby("prompt").cumcount() < 50]
@@ -202,12 +260,26 @@ def pandas_curate(lake: Path, out: Path) -> dict[str, int]:
     for column in ("prompt", "completion"):
         for pattern, token in PII:
             rows[column] = rows[column].str.replace(pattern, token, regex=True)
-    cols = ["prompt", "prompt_format", "completion", "label", "trace_id", "model_version", "event_time", "source",
-            "session_id", "user_id", "tags", "event_id"]
+    cols = [
+        "prompt",
+        "prompt_format",
+        "completion",
+        "label",
+        "trace_id",
+        "model_version",
+        "event_time",
+        "source",
+        "session_id",
+        "user_id",
+        "tags",
+        "event_id",
+    ]
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
     for split in ("train", "eval"):
-        part = rows.loc[rows.split == split, cols].sort_values(["event_time", "trace_id", "source", "event_id"])
+        part = rows.loc[rows.split == split, cols].sort_values(
+            ["event_time", "trace_id", "source", "event_id"]
+        )
         part.to_parquet(out / f"{split}.parquet", compression="zstd", index=False)
         counts[split] = len(part)
     return counts
@@ -225,10 +297,30 @@ def duckdb_curate(lake: Path, out: Path) -> dict[str, int]:
     return {"train": counts["train"], "eval": counts["eval"]}
 
 
+def duckdb_core(lake: Path, out: Path) -> dict[str, int]:
+    """The SQL chain and the export only: the same work as the pandas baseline (no report)."""
+    import tempfile
+
+    from curation.pipeline import Window, connect, run_pipeline
+    from curation.run import parse_as_of
+    from curation.snapshot import export_splits
+    from flywheel.config import defaults
+
+    cfg = defaults().curation
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
+    result = run_pipeline(con, lake, cfg, Window.build(parse_as_of(AS_OF), cfg), None)
+    export_splits(con, out)
+    return {"train": result.counts["train"], "eval": result.counts["eval"]}
+
+
+ENGINES = {"duckdb": duckdb_curate, "duckdb-core": duckdb_core, "pandas": pandas_curate}
+
+
 def _child(engine: str, lake: str, out: str) -> None:
     """Runs in a fresh process so its peak RSS is its own."""
     start = time.perf_counter()
-    counts = (duckdb_curate if engine == "duckdb" else pandas_curate)(Path(lake), Path(out))
+    counts = ENGINES[engine](Path(lake), Path(out))
     seconds = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"seconds": seconds, "rss": rss, **counts}))
@@ -240,39 +332,68 @@ def measure(engine: str, lake: Path) -> dict[str, Any]:
     env = {**os.environ, "GX_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_curation", engine, str(lake), str(out)],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     shutil.rmtree(out, ignore_errors=True)
     if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+        return {
+            "error": done.stderr.strip().splitlines()[-1]
+            if done.stderr.strip()
+            else f"exit {done.returncode}"
+        }
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def main() -> None:
-    sizes = [int(s) for s in os.environ.get("BENCH_CURATION_SIZES", "1000000,10000000").split(",") if s.strip()]
-    pandas_max = int(os.environ.get("BENCH_CURATION_PANDAS_MAX", "1000000"))
+def _line(n: int, label: str, r: dict[str, Any]) -> str:
     gib = 1024**3
+    return (
+        f"  {n:>11,} events  {label:<34} {r['seconds']:7.1f} s  peak RSS {r['rss'] / gib:5.2f} GiB"
+        f"  -> {r['train']:,} train / {r['eval']:,} eval rows"
+    )
+
+
+def main() -> None:
+    sizes = [
+        int(s) for s in os.environ.get("BENCH_CURATION_SIZES", "1000000,10000000").split(",") if s.strip()
+    ]
+    pandas_max = int(os.environ.get("BENCH_CURATION_PANDAS_MAX", "1000000"))
+    print(
+        f"  load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares them)"
+    )
     for n in sizes:
         lake = cached_lake(n)
-        duck = measure("duckdb", lake)
-        if "error" in duck:
-            print(f"  {n:>11,} events  duckdb FAILED: {duck['error']}")
-            continue
-        line = (f"  {n:>11,} events  duckdb (whole curation) {duck['seconds']:7.1f} s  "
-                f"peak RSS {duck['rss'] / gib:5.2f} GiB  -> {duck['train']:,} train / {duck['eval']:,} eval rows")
-        print(line, flush=True)
-        if n > pandas_max:
-            print(f"  {n:>11,} events  pandas baseline skipped (above BENCH_CURATION_PANDAS_MAX={pandas_max:,})")
-            continue
-        base = measure("pandas", lake)
-        if "error" in base:
-            print(f"  {n:>11,} events  pandas baseline FAILED: {base['error']}")
-            continue
-        print(f"  {n:>11,} events  pandas baseline          {base['seconds']:7.1f} s  "
-              f"peak RSS {base['rss'] / gib:5.2f} GiB  -> {base['train']:,} train / {base['eval']:,} eval rows")
-        print(f"  {n:>11,} events  ratio pandas/duckdb: {base['seconds'] / duck['seconds']:.2f}x time, "
-              f"{base['rss'] / duck['rss']:.2f}x peak memory", flush=True)
+        runs = {}
+        for engine, label in (
+            ("duckdb", "duckdb, whole curation (with report)"),
+            ("duckdb-core", "duckdb, SQL chain + export"),
+            ("pandas", "pandas baseline, same steps"),
+        ):
+            if engine == "pandas" and n > pandas_max:
+                print(
+                    f"  {n:>11,} events  pandas baseline skipped (above BENCH_CURATION_PANDAS_MAX={pandas_max:,})"
+                )
+                continue
+            r = measure(engine, lake)
+            if "error" in r:
+                print(f"  {n:>11,} events  {label} FAILED: {r['error']}")
+                continue
+            runs[engine] = r
+            print(_line(n, label, r), flush=True)
+        if "pandas" in runs:
+            base = runs["pandas"]
+            for engine in ("duckdb-core", "duckdb"):
+                if engine in runs:
+                    r = runs[engine]
+                    print(
+                        f"  {n:>11,} events  ratio pandas/{engine}: {base['seconds'] / r['seconds']:.2f}x time, "
+                        f"{base['rss'] / r['rss']:.2f}x peak memory",
+                        flush=True,
+                    )
+    print(f"  load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -53,9 +53,14 @@ def parse_as_of(as_of: str | dt.datetime | None) -> dt.datetime:
     return as_of.astimezone(dt.UTC)
 
 
-def _metrics(con: Any, counts: dict[str, int], params: dict[str, Any]) -> dict[str, float]:
+def _metrics(con: Any, cfg: Any, counts: dict[str, int], params: dict[str, Any]) -> dict[str, float]:
+    from curation.quality import length_limits
+
     raw = con.execute(load_sql("q_raw_profile"), params).df().iloc[0].to_dict()
-    cur = con.execute(load_sql("q_curated_profile")).df().iloc[0].to_dict()
+    max_p, max_c = length_limits(cfg)
+    limits = {"min_prompt": cfg.min_prompt_chars, "max_prompt": max_p}
+    limits |= {"min_completion": cfg.min_completion_chars, "max_completion": max_c}
+    cur = con.execute(load_sql("q_curated_profile"), limits).df().iloc[0].to_dict()
     judged = counts["after_age_date"] - counts["pending"]
     seen = counts["after_latest_action"] + counts["aged_out_by_date_folders"]
     return {
@@ -74,6 +79,7 @@ def _metrics(con: Any, counts: dict[str, int], params: dict[str, Any]) -> dict[s
         "train_desirable_share": float(cur["train_desirable_share"] or 0),
         "train_classes": float(cur["train_classes"] or 0),
         "train_rows": float(cur["train_rows"] or 0),
+        "curated_bad_lengths": float(cur["curated_bad_lengths"] or 0),
     }
 
 
@@ -174,7 +180,7 @@ def _report(
 
     cfg = config.curation
     params = {"as_of": window.as_of, "skew_minutes": cfg.max_future_skew_minutes}
-    metrics = _metrics(con, counts, params)
+    metrics = _metrics(con, cfg, counts, params)
     curated = con.execute(load_sql("q_curated_frame"), {"limit": quality.FRAME_LIMIT}).df()
     docs = folder / "quality" / "gx"
     docs.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 -- and the original completion (undesirable).
 WITH
 usable AS (
-    SELECT * FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy
+    -- status and on_policy are settled here; dropping them keeps every later table narrower
+    SELECT * EXCLUDE (status, on_policy) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy
 ),
 expanded AS (
     SELECT * EXCLUDE (eh, elen, etrim, up), 'thumb' AS source, up AS label
@@ -15,7 +16,7 @@ expanded AS (
     FROM usable WHERE kind = 'edit'
 )
 SELECT
-    *,
+    * EXCLUDE (kind),
     -- a stable pseudo-random rank (the same for a given DuckDB version; md5 was 15x slower) for caps and downsampling
     hash($seed, event_id, source) AS rk
 FROM expanded
