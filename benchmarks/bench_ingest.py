@@ -5,8 +5,10 @@
 1. Start the embedded broker, produce N events (half traces, half feedback, ~350 bytes each).
 2. Baseline: a bare KafkaConsumer (same fetch settings) reads all N and does nothing with them.
 3. Ours: the ingest service reads the same N into the lake (validate, Arrow, zstd Parquet,
-   fsync, rename, commit). Both run in fresh processes, twice, best run kept; rates count
-   from the first record to the last (group joins are excluded from both).
+   fsync, rename, commit). Both run in fresh processes, alternating, three times each; rates
+   count from the first record to the last one on disk (group joins are excluded from both).
+   The ratio is the median of the three adjacent (raw, ingest) pairs, which cancels most of
+   the drift when other work shares the machine.
 4. Latency: with ingest running live (batch_max_age_s = 1), events produced at a steady rate;
    produce-to-durable = file mtime (written and fsynced) - the record's Kafka timestamp.
 """
@@ -177,8 +179,9 @@ def main() -> None:
         base = _config(broker.bootstrap, "bench.traces", "bench.feedback", str(tmp / "lake"), "unused")
         _produce(base, N)
         print(f"produced {N} events in {time.monotonic() - started:.1f}s", flush=True)
-        best: dict[str, dict[str, Any]] = {}
-        for attempt in range(2):
+        pairs: list[dict[str, dict[str, Any]]] = []
+        for attempt in range(3):
+            pair: dict[str, dict[str, Any]] = {}
             for kind in ("raw", "ingest"):
                 lake = tmp / f"lake-{kind}-{attempt}"
                 config = base.replace(
@@ -186,23 +189,26 @@ def main() -> None:
                 )
                 result = _run_worker(kind, write_resolved(config, tmp / f"{kind}-{attempt}.toml"))
                 result["rate"] = result["records"] / result["seconds"]
-                print(
-                    f"  {kind:<6} run {attempt + 1}: {result['rate']:>9,.0f} events/s, "
-                    f"peak RSS {result['rss_mb']:.0f} MB",
-                    flush=True,
-                )
-                if kind not in best or result["rate"] > best[kind]["rate"]:
-                    best[kind] = result
-        raw, ours = best["raw"], best["ingest"]
-        assert ours["written"] == N, f"ingest wrote {ours['written']} rows of {N}"
+                pair[kind] = result
+            assert pair["ingest"]["written"] == N, f"ingest wrote {pair['ingest']['written']} rows of {N}"
+            ratio = pair["ingest"]["rate"] / pair["raw"]["rate"]
+            print(
+                f"  pair {attempt + 1}: raw {pair['raw']['rate']:>7,.0f}/s, ingest {pair['ingest']['rate']:>7,.0f}/s, "
+                f"ratio {ratio:.2f}, ingest peak RSS {pair['ingest']['rss_mb']:.0f} MB",
+                flush=True,
+            )
+            pairs.append(pair)
+        pairs.sort(key=lambda p: p["ingest"]["rate"] / p["raw"]["rate"])
+        raw, ours = pairs[1]["raw"], pairs[1]["ingest"]
+        rss = max(p["ingest"]["rss_mb"] for p in pairs)
         p50, p99, count = _latency(broker, tmp)
     print(
         f"raw kafka-python consume: {raw['rate']:,.0f} events/s (baseline, same topics, same fetch settings)"
     )
     print(f"flywheel ingest:          {ours['rate']:,.0f} events/s ({ours['files']} files)")
-    print(f"ratio ingest/raw:         {ours['rate'] / raw['rate']:.2f} (target >= 0.85)")
+    print(f"ratio ingest/raw:         {ours['rate'] / raw['rate']:.2f} (median of 3 pairs; target >= 0.85)")
     print(
-        f"peak RSS of ingest:       {ours['rss_mb']:.0f} MB (target <= 400; raw consumer {raw['rss_mb']:.0f} MB)"
+        f"peak RSS of ingest:       {rss:.0f} MB (worst run; target <= 400; raw consumer {raw['rss_mb']:.0f} MB)"
     )
     print(
         f"produce-to-durable:       p50 {p50:.0f} ms, p99 {p99:.0f} ms over {count} events "

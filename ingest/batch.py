@@ -59,6 +59,9 @@ class PartitionBatch:
         self.first: int | None = None
         self.last: int | None = None
         self.target: int | None = None  # planned last offset when replaying a batch already on disk
+        self.before: int | None = (
+            None  # start of the next batch on disk: an unplanned batch stops short of it
+        )
         self.records: list[Any] = []
         self.nbytes = 0
         self.started = 0.0
@@ -84,6 +87,10 @@ class PartitionBatch:
         if self.first is None:
             self.first = records[start].offset
             self.target = self.plan.get(self.first)
+            if self.target is None and self.plan:
+                # Batches are written by parallel writers, so after a crash a later batch may be on
+                # disk while an earlier one is not; the rewrite of the earlier one must not overlap it.
+                self.before = min((f for f in self.plan if f > self.first), default=None)
             self.started = time.monotonic()
         if self.target is not None:
             # Replaying a batch on disk: stop after its last offset (offsets may have gaps).
@@ -92,6 +99,11 @@ class PartitionBatch:
                 stop += 1
         else:
             stop = min(len(records), start + self.max_records - len(self.records))
+            if self.before is not None:
+                cut = start
+                while cut < stop and records[cut].offset < self.before:
+                    cut += 1
+                stop = cut
         sizes = [len(r.value) if r.value is not None else 0 for r in records[start:stop]]
         if self.target is None:
             # Stop at the record that reaches the byte limit.

@@ -4,10 +4,12 @@ Arrow's JSON reader, Parquet encoding, zstd and fsync all release the GIL, so
 writing a batch overlaps with kafka-python decoding the next records. The
 consumer thread alone talks to Kafka (kafka-python's consumer is not
 thread-safe): it submits a batch here, and commits its offset only after
-`completed` hands the finished job back. One writer thread means jobs finish
-in submission order, so an offset is never committed ahead of an earlier batch
-of the same partition; a failed job stops the hand-back at that job, so
-nothing after a failure is committed either.
+`completed` hands the finished job back. Jobs are handed back strictly in
+submission order, whatever order the writers finish them in, so an offset is
+never committed ahead of an earlier batch of the same partition; a failed job
+stops the hand-back at that job, so nothing after it is committed either.
+(After a crash, a later batch may be on disk without an earlier one; the
+replay cuts around it: see `PartitionBatch.before`.)
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ class Job:
 
 
 class Flusher:
-    def __init__(self, lake: Path, cfg: Any, max_pending: int = 4) -> None:
+    def __init__(self, lake: Path, cfg: Any, writers: int = 2, max_pending: int = 4) -> None:
         self.lake = lake
         self.cfg = cfg
         self.max_pending = max_pending
         self.pending: collections.deque[Job] = collections.deque()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="ingest-writer")
 
     def submit(self, batch: PartitionBatch) -> Job:
         """Hand the batch's records to the writer; ``batch`` is emptied for the next records."""
