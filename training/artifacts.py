@@ -69,7 +69,8 @@ def plot(curve_data: dict[str, list[list[float]]], path: Path) -> None:
                 ax.plot(xs, ys, label=name)
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

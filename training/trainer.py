@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from transformers import TrainerCallback
+
 from training.data import Prepared, prepare
 from training.errors import BaseModelError
 
@@ -14,6 +16,15 @@ log = logging.getLogger(__name__)
 # Below this many parameters a model trains on CPU with one thread: on a shared two-core machine
 # two spinning OpenMP threads ran the tiny world 6x slower than one.
 TINY_PARAMS = 10_000_000
+
+
+class LogLastStep(TrainerCallback):
+    """Makes the trainer log the last step too, so short runs still leave their curves."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step >= state.max_steps:
+            control.should_log = True
+        return control
 
 
 def _flag(value: str, auto: bool) -> bool:
@@ -86,6 +97,7 @@ def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> 
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
         logging_steps=t.logging_steps,
+        logging_first_step=True,
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -132,6 +144,6 @@ def build_trainer(
         train_dataset=prepared.dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=callbacks,
+        callbacks=[LogLastStep(), *(callbacks or [])],
     )
     return trainer, tokenizer, prepared
