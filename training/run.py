@@ -102,6 +102,7 @@ def run(
         "class_weights": weights,
         "steps": trainer.state.global_step,
         "train_loss": result.training_loss,
+        "train_runtime": result.metrics["train_runtime"],
         "train_seconds": round(seconds, 2),
         "resumed_from": Path(resume).name if resume else None,
         "curves": artifacts.summary(curve_data),
