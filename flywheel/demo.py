@@ -141,9 +141,10 @@ def loop(cfg: Config, say: Callable[[str], None]) -> list[RoundRow]:
                 row.ingested, row.dead_lettered = service.stats.written, service.stats.dead_lettered
                 if r == d.rounds:
                     break
-                as_of = day + dt.timedelta(days=1, hours=2)
-                say(f"night {r + 1}: nightly round as of {as_of:%Y-%m-%d %H:%M} UTC")
-                result = nightly.run(cfg, as_of=as_of)
+                # As of now, not of the simulated night: curation also cuts on when the lake
+                # received a record (_ingested_at), and here that is the real clock.
+                say(f"night {r + 1}: nightly round (curate, train, gate, promote)")
+                result = nightly.run(cfg)
                 for line in result.summary().splitlines():
                     say("  " + line)
                 row.attach_round(result.record)
