@@ -26,7 +26,7 @@ class RoundRow:
     train_rows: int | None = None
     eval_rows: int | None = None
     candidate: str = ""
-    reasons: str = ""
+    reasons: list[str] = dataclasses.field(default_factory=list)
     quality_report: str = ""
     eval_report: str = ""
     round_s: float | None = None
@@ -50,7 +50,7 @@ class RoundRow:
         self.candidate = str(record.get("candidate") or "")
         self.round_s = record.get("duration_s")
         decision = record.get("decision") or {}
-        self.reasons = "; ".join(decision.get("reasons") or []) or str(record.get("message") or "")
+        self.reasons = [str(x) for x in decision.get("reasons") or []] or [str(record.get("message") or "")]
         self.eval_report = str(decision.get("report_path") or "")
         snap = record.get("snapshot_path")
         if snap:
@@ -71,27 +71,36 @@ class Report:
     data: Path
 
 
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _table(rows: list[RoundRow]) -> str:
+    """One line per day, readable at a glance; the full reasons and report paths follow it."""
     head = (
-        "| day | serving | approval | served | votes | edits | ingested | dead-lettered | "
-        "night: snapshot (train/eval rows) | decision | reasons |"
+        "| day | serving model | approval | served | votes | edits | ingested | dead-lettered "
+        "| night: snapshot (train/eval) | decision | main reason |"
     )
     lines = [head, "|" + "---|" * 11]
     previous_in = previous_dlq = 0
     for r in rows:
-        snap = f"{r.snapshot_id[:12]} ({r.train_rows}/{r.eval_rows})" if r.snapshot_id else "-"
+        snap = f"{_short(r.snapshot_id, 14)} ({r.train_rows}/{r.eval_rows})" if r.snapshot_id else "-"
+        first_reason = r.reasons[0] if r.reasons else "-"
         lines.append(
-            f"| {r.day} | {r.version} | {r.approval:.1%} | {r.served} | {r.votes} | {r.edits} | "
+            f"| {r.day} | {_short(r.version, 28)} | {r.approval:.1%} | {r.served} | {r.votes} | {r.edits} | "
             f"{r.ingested - previous_in} | {r.dead_lettered - previous_dlq} | {snap} | {r.outcome or '-'} | "
-            f"{r.reasons or '-'} |"
+            f"{_short(first_reason, 60)} |"
         )
         previous_in, previous_dlq = r.ingested, r.dead_lettered
-    lines.append("")
     for r in rows:
-        if r.quality_report or r.eval_report:
-            lines.append(
-                f"night {r.day + 1}: data quality {r.quality_report or '-'}; gate report {r.eval_report or '-'}"
-            )
+        if not r.outcome:
+            continue
+        lines.append("")
+        lines.append(f"night {r.day + 1}: {r.outcome} {r.candidate or ''} ({r.round_s} s)")
+        for reason in r.reasons:
+            lines.append(f"  - {reason}")
+        lines.append(f"  data quality: {r.quality_report or '-'}")
+        lines.append(f"  gate report:  {r.eval_report or '-'}")
     return "\n".join(lines)
 
 
@@ -105,11 +114,11 @@ def _plot(rows: list[RoundRow], path: Path) -> None:
     days = [r.day for r in rows]
     ax.plot(days, [100 * r.approval for r in rows], marker="o")
     for r in rows:
-        ax.annotate(
-            r.version, (r.day, 100 * r.approval), textcoords="offset points", xytext=(0, 8), fontsize=7
-        )
-    ax.set_xticks(days)
-    ax.set_xlabel("day (a nightly round between days)")
+        ax.annotate(f"{r.approval:.0%}", (r.day, 100 * r.approval), textcoords="offset points", xytext=(0, 8))
+    ax.set_xticks(
+        days, [f"day {d}\n{_short(r.version, 14)}" for d, r in zip(days, rows, strict=True)], fontsize=7
+    )
+    ax.set_xlabel("serving model per day (a nightly round between days)")
     ax.set_ylabel("approval of the serving model (%)")
     ax.set_ylim(0, 100)
     ax.set_title("flywheel demo: approval per round")

@@ -107,7 +107,7 @@ class DemoConfig:
 
     rounds: int = setting(3, "nightly rounds to run in compressed time")
     out: str = setting("demo", "folder for everything the demo writes (lake, registry, runs, report)")
-    requests_per_round: int = setting(600, "responses served to simulated users per simulated day")
+    requests_per_round: int = setting(1000, "responses served to simulated users per simulated day")
     seed: int = setting(0, "random seed of the simulated users")
     broker_port: int = setting(0, "port of the embedded broker (0 = any free port)")
     partitions: int = setting(2, "partitions per topic on the embedded broker")
