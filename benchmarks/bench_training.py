@@ -1,8 +1,10 @@
 """Training throughput: our `training.run` path against a plain TRL KTOTrainer script.
 
 Both train LoRA adapters for one epoch on the same tiny-world model and the same 640-row snapshot,
-each in its own fresh process (so peak memory is per variant), alternating A B A B and keeping
-each variant's best run (other work on the machine only ever slows a run down). Figures:
+each in its own fresh process (so peak memory is per variant), alternating A B C A B C and
+keeping each variant's best run (other work on the machine only ever slows a run down). The
+baseline runs twice: with torch's default threads (TRL as shipped) and pinned to one thread like
+ours, which is the comparison the 5% overhead budget is judged on. Figures:
 
 * train-loop examples/s and tokens/s (the trainer's own ``train_runtime``);
 * end-to-end examples/s (load, prepare, train, and for ours merge + stage in the registry, for
@@ -116,7 +118,12 @@ def _baseline(root: Path, base: Path, snap: Path) -> dict[str, Any]:
 
 
 def _child(variant: str, root: Path) -> None:
+    import torch
+
     base, snap = _setup(root)
+    if variant == "baseline-1t":
+        # Same thread count as ours (training.trainer pins one for tiny models): isolates our overhead.
+        torch.set_num_threads(1)
     started = time.perf_counter()
     result = (_ours if variant == "ours" else _baseline)(root, base, snap)
     result["wall"] = time.perf_counter() - started
@@ -149,23 +156,29 @@ def _spawn(variant: str) -> dict[str, Any]:
 
 
 def main(repeats: int = 2) -> None:
-    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "ours": []}
+    variants = ("baseline", "baseline-1t", "ours")
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for _ in range(repeats):
-        for variant in ("baseline", "ours"):
+        for variant in variants:
             runs[variant].append(_spawn(variant))
     best = {v: min(rs, key=lambda r: r["train_runtime"]) for v, rs in runs.items()}
     best_wall = {v: min(r["wall"] for r in rs) for v, rs in runs.items()}
     print(f"tiny world, {ROWS} rows, 1 epoch, LoRA, CPU; best of {repeats} alternating runs each")
-    print(f"{'':>10} {'train ex/s':>11} {'tokens/s':>9} {'e2e ex/s':>9} {'peak RSS MiB':>13}")
-    for v in ("baseline", "ours"):
+    print(f"{'':>12} {'train ex/s':>11} {'tokens/s':>9} {'e2e ex/s':>9} {'peak RSS MiB':>13}")
+    for v in variants:
         r = best[v]
         print(
-            f"{v:>10} {ROWS / r['train_runtime']:>11.1f} {r['tokens'] / r['train_runtime']:>9.0f} "
+            f"{v:>12} {ROWS / r['train_runtime']:>11.1f} {r['tokens'] / r['train_runtime']:>9.0f} "
             f"{ROWS / best_wall[v]:>9.1f} {r['peak_rss_mib']:>13.0f}"
         )
-    train_ratio = best["baseline"]["train_runtime"] / best["ours"]["train_runtime"]
-    e2e_ratio = best_wall["baseline"] / best_wall["ours"]
-    print(f"ratio ours/baseline throughput: train loop {train_ratio:.3f}x, end to end {e2e_ratio:.3f}x")
+    for v in ("baseline", "baseline-1t"):
+        train = best[v]["train_runtime"] / best["ours"]["train_runtime"]
+        e2e = best_wall[v] / best_wall["ours"]
+        print(f"ratio ours/{v} throughput: train loop {train:.3f}x, end to end {e2e:.3f}x")
+    # The overhead budget is judged against the same-thread baseline: the gain from pinning one
+    # thread is real but is not what the budget is about.
+    train_ratio = best["baseline-1t"]["train_runtime"] / best["ours"]["train_runtime"]
+    e2e_ratio = best_wall["baseline-1t"] / best_wall["ours"]
     overhead = max(0.0, 1 - min(train_ratio, e2e_ratio))
     print(f"overhead {overhead:.1%} (budget 5%): {'ok' if overhead <= 0.05 else 'OVER BUDGET'}")
 

@@ -39,6 +39,36 @@ def class_weights(manifest: dict[str, Any], training: Any) -> dict[str, float]:
     }
 
 
+def _train(
+    config: Any,
+    base_path: Path,
+    snap: Path,
+    work: Path,
+    weights: dict[str, float],
+    callbacks: list[Any] | None,
+) -> tuple[Any, Any, Any, Any, str | None, float]:
+    training = config.training
+    started = time.perf_counter()
+    trainer, tokenizer, prepared = build_trainer(config, base_path, read_rows(snap), work, weights, callbacks)
+    if prepared.dropped_for_batching > 1 and training.use_class_weights:
+        # Rows of the larger class were left out, so curation's weights no longer fit the counts.
+        weights.update(balanced_weights(prepared.n_desirable, prepared.n_undesirable))
+        trainer.desirable_weight = weights["desirable_weight"]
+        trainer.undesirable_weight = weights["undesirable_weight"]
+    final = trainer.train_dataset["label"]
+    if not batches_have_both_labels(list(final), training.per_device_batch_size):
+        # TRL filters rows after our ordering; a filtered row would shift every later batch.
+        raise SnapshotError(
+            f"snapshot {snap.name}: after TRL's preprocessing some batch holds a single label",
+            hint="lower training.max_prompt_length below training.max_length",
+        )
+    resume = last_checkpoint(work) if training.resume else None
+    if resume:
+        log.info("resuming %s from %s", work.name, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    return trainer, tokenizer, prepared, result, resume, time.perf_counter() - started
+
+
 def run(
     config: Any,
     snapshot: str | Path | None = None,
@@ -49,6 +79,8 @@ def run(
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (tests use one to interrupt).
     """
+    import torch
+
     from flywheel.registry import Registry
 
     training = config.training
@@ -64,25 +96,13 @@ def run(
 
     work = Path(training.work_dir or Path(config.paths.runs) / "training") / version
     weights = class_weights(manifest, training)
-    started = time.perf_counter()
-    trainer, tokenizer, prepared = build_trainer(config, base.path, read_rows(snap), work, weights, callbacks)
-    if prepared.dropped_for_batching > 1 and training.use_class_weights:
-        # Rows of the larger class were left out, so curation's weights no longer fit the counts.
-        weights = balanced_weights(prepared.n_desirable, prepared.n_undesirable)
-        trainer.desirable_weight = weights["desirable_weight"]
-        trainer.undesirable_weight = weights["undesirable_weight"]
-    final = trainer.train_dataset["label"]
-    if not batches_have_both_labels(list(final), training.per_device_batch_size):
-        # TRL filters rows after our ordering; a filtered row would shift every later batch.
-        raise SnapshotError(
-            f"snapshot {snapshot_id}: after TRL's preprocessing some batch holds a single label",
-            hint="lower training.max_prompt_length below training.max_length",
+    threads = torch.get_num_threads()
+    try:
+        trainer, tokenizer, prepared, result, resume, seconds = _train(
+            config, base.path, snap, work, weights, callbacks
         )
-    resume = last_checkpoint(work) if training.resume else None
-    if resume:
-        log.info("resuming %s from %s", version, resume)
-    result = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads)  # the trainer may pin one thread for a tiny model
 
     model = trainer.model
     if training.mode == "lora":
