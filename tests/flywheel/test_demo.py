@@ -24,7 +24,7 @@ def _config(broker: Any, tmp_path: Path, **overrides: Any) -> Any:
         "paths.cache": str(SHARED_CACHE),
         "demo.out": str(tmp_path / "demo"),
         "demo.rounds": 1,
-        "demo.requests_per_round": 400,
+        "demo.requests_per_round": 1000,
         **overrides,
     }
     return demo_config(fresh_topics(broker, tmp_path / "lake", **values), broker.bootstrap)
@@ -58,11 +58,12 @@ def test_one_round_raises_approval_and_ledger_records_every_step(
     assert any("nightly round" in line for line in lines)
 
 
+@pytest.mark.slow  # about a minute; the skip rule itself is covered fast in test_nightly.py
 @pytest.mark.broker
 def test_round_with_too_little_feedback_is_skipped_and_champion_serves_on(
     broker: Any, tiny_world: Path, tmp_path: Path
 ) -> None:
-    cfg = _config(broker, tmp_path, **{"demo.requests_per_round": 40, "nightly.min_train_rows": 500})
+    cfg = _config(broker, tmp_path, **{"demo.requests_per_round": 150, "nightly.min_train_rows": 500})
     rows = loop(cfg, lambda line: None)
     rec = ledger.latest(cfg.paths.runs)
     assert rec is not None and rec["status"] == "skipped" and "min_train_rows = 500" in rec["message"]
