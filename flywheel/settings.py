@@ -105,7 +105,7 @@ class SchedulerConfig:
 class DemoConfig:
     """The whole loop on this machine (`flywheel demo`)."""
 
-    rounds: int = setting(3, "nightly rounds to run in compressed time")
+    rounds: int = setting(3, "nightly rounds to run in compressed time (each followed by a day of traffic)")
     out: str = setting("demo", "folder for everything the demo writes (lake, registry, runs, report)")
     requests_per_round: int = setting(1000, "responses served to simulated users per simulated day")
     seed: int = setting(0, "random seed of the simulated users")
@@ -114,8 +114,8 @@ class DemoConfig:
 
     def validate(self) -> list[str]:
         problems = []
-        if self.rounds < 1:
-            problems.append(f"rounds must be >= 1, got {self.rounds}")
+        if self.rounds < 0:
+            problems.append(f"rounds must be >= 0 (0 serves one day of traffic only), got {self.rounds}")
         if self.requests_per_round < 20:
             problems.append(f"requests_per_round must be >= 20, got {self.requests_per_round}")
         return problems

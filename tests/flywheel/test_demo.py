@@ -98,3 +98,47 @@ def test_make_demo_three_rounds(tiny_world: Path, tmp_path: Path) -> None:
     assert approvals[-1] > approvals[0], approvals
     assert (out / "report" / "approval.png").stat().st_size > 1000
     assert "approval" in done.stdout and "decision" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+def test_real_round_killed_in_training_resumes_with_its_snapshot(
+    broker: Any, tiny_world: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    from flywheel.config import write_resolved
+
+    cfg = _config(broker, tmp_path, **{"demo.rounds": 0})
+    loop(cfg, lambda line: None)  # a day of traffic in the lake, the tiny world as champion
+    cfg_file = write_resolved(cfg, tmp_path / "round.toml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flywheel.cli", "nightly", "--config", str(cfg_file)], cwd=REPO
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            rec = ledger.latest(cfg.paths.runs)
+            if rec and rec["steps"]["train"]["state"] == "running":
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, rec
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed = ledger.latest(cfg.paths.runs)
+    assert killed is not None and killed["status"] == "running"
+    assert Registry(cfg.paths.registry).champion() == "tiny-base"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "flywheel.cli", "nightly", "--config", str(cfg_file)], cwd=REPO, timeout=900
+    )
+    assert done.returncode == 0
+    rec = ledger.latest(cfg.paths.runs)
+    assert rec is not None and rec["status"] == "completed" and rec["resumed_from"] == killed["run_id"]
+    assert rec["snapshot_id"] == killed["snapshot_id"] and "re-used" in rec["steps"]["curate"]["detail"]
+    assert Registry(cfg.paths.registry).champion() in (rec["candidate"], "tiny-base")
