@@ -81,7 +81,7 @@ def feedback_pairs(kind: str, n: int = 512, seed: int = 1) -> list[tuple[str, st
     return out
 
 
-def finetune(base: Path, out: Path, pairs: list[tuple[str, str]], steps: int = 40, lr: float = 1e-3) -> Path:
+def finetune(base: Path, out: Path, pairs: list[tuple[str, str]], steps: int = 30, lr: float = 1e-3) -> Path:
     """A short supervised fine-tune of ``base`` on ``pairs`` (loss on the answer and <eos>)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
