@@ -167,6 +167,9 @@ def _caught_up(service: Any, producer: Any, failure: list[BaseException], say: C
                 hint="see the ingest log lines above",
             )
         time.sleep(0.2)
+    # Curation cuts on _ingested_at <= as_of with as_of at one-second resolution: a round started
+    # in the same second as the last write would not see that write yet.
+    time.sleep(1.5)
     say(
         f"ingest caught up: {service.stats.written} rows in the lake, "
         f"{service.stats.dead_lettered} dead-lettered"
