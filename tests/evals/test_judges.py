@@ -1,4 +1,4 @@
-"""Judges: a rubric named in the config, and an OpenAI-compatible endpoint on a local HTTP server."""
+"""Judges: a rubric named in the config, a reward model, and an OpenAI-compatible endpoint on a local HTTP server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,47 @@ def test_unreachable_endpoint_says_what_to_check() -> None:
     cfg = EvalsConfig(judge="endpoint", judge_url="http://127.0.0.1:9/v1/chat/completions", judge_model="m")
     with pytest.raises(EvalError, match="judge endpoint"):
         endpoint_judge(cfg)(["q"], ["a"], ["b"])
+
+
+def test_reward_model_judge_scores_pairs_with_a_sequence_classifier(tmp_path: Path) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from tests.evals import tiny
+
+    tok = tiny.tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    prompts, cand, champ = (
+        ["the cat", "what is 1 ?", "hello"],
+        ["sat .", "2 .", "world"],
+        ["ran on the mat", "no", "world"],
+    )
+    judgement, margin = make_judge(EvalsConfig(judge="reward_model", reward_model=str(tmp_path)))(
+        prompts, cand, champ
+    )  # type: ignore[misc]
+
+    def score(p: str, a: str) -> float:
+        with torch.no_grad():
+            return float(model(**tok(p, a, return_tensors="pt")).logits[0, 0])
+
+    expected = [score(p, c) - score(p, h) for p, c, h in zip(prompts, cand, champ, strict=True)]
+    np.testing.assert_allclose(margin, expected, atol=1e-4)
+    assert list(judgement) == [1.0 if e > 0 else 0.0 if e < 0 else 0.5 for e in expected]
+    assert judgement[2] == 0.5  # the same answer scores the same
+
+
+def test_missing_reward_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EvalError, match="cannot load the reward model"):
+        make_judge(EvalsConfig(judge="reward_model", reward_model=str(tmp_path / "none")))
