@@ -12,6 +12,7 @@ weights are fine for throughput) can be measured with ``BENCH_GATE_MODEL=/path/t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import tempfile
@@ -148,10 +149,9 @@ def _whole_gate(config: Any, root: Path, base: Path) -> None:
     registry = Registry.from_config(config)
     registry.register(base, champion=True, version="champion")
     train_s = None
-    try:
+    train: Any = None
+    with contextlib.suppress(ImportError):
         from training.run import run as train  # the trainer, when present
-    except ImportError:
-        train = None
     snapshot = _snapshot(root / "lake" / "curated" / "bench")
     if train is not None:
         start = time.perf_counter()

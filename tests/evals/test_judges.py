@@ -120,9 +120,9 @@ def test_reward_model_judge_scores_pairs_with_a_sequence_classifier(tmp_path: Pa
         intermediate_size=32,
         num_hidden_layers=1,
         num_attention_heads=2,
-        num_labels=1,
         pad_token_id=tok.pad_token_id,
     )
+    config.num_labels = 1  # one score per sequence
     model = LlamaForSequenceClassification(config).eval()
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
