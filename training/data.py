@@ -170,16 +170,20 @@ def prepare(rows: list[dict[str, Any]], tokenizer: Any, config: Any) -> Prepared
     """Render, filter by length, and order the rows for KTO; ``config`` is the training section."""
     from datasets import Dataset
 
+    prompts = [render(tokenizer, row["prompt"], row["prompt_format"]) for row in rows]
+    # One batched call per column: the fast tokenizer encodes a list in parallel in Rust.
+    n_prompt = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if rows else []
+    completions = [row["completion"] for row in rows]
+    n_completion = (
+        [len(ids) for ids in tokenizer(completions, add_special_tokens=False)["input_ids"]] if rows else []
+    )
     kept: list[dict[str, Any]] = []
     too_long = 0
-    for row in rows:
-        prompt = render(tokenizer, row["prompt"], row["prompt_format"])
-        n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        n_completion = len(tokenizer(row["completion"], add_special_tokens=False)["input_ids"])
-        if n_prompt > config.max_prompt_length or n_completion > config.max_completion_length:
+    for i, row in enumerate(rows):
+        if n_prompt[i] > config.max_prompt_length or n_completion[i] > config.max_completion_length:
             too_long += 1
             continue
-        kept.append({"prompt": prompt, "completion": row["completion"], "label": bool(row["label"])})
+        kept.append({"prompt": prompts[i], "completion": completions[i], "label": bool(row["label"])})
     if too_long:
         log.warning("left out %d row(s) longer than max_prompt/completion_length", too_long)
     labels = [r["label"] for r in kept]
