@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -222,3 +223,33 @@ def test_bad_inputs_are_clear_errors(tmp_path, tiny_config, tiny_world) -> None:
         tiny_config.replace(**{"training.per_device_batch_size": 2})
     with pytest.raises(ConfigError, match="mode"):
         tiny_config.replace(**{"training.mode": "qlora"})
+
+
+@pytest.mark.slow
+def test_three_on_policy_rounds_raise_approval(tmp_path, tiny_config, tiny_world, world) -> None:
+    """The demo's loop in miniature: the champion answers, users thumb by the rubric, KTO, repeat."""
+    from training.sampling import generate
+    from training.tiny_world import load
+
+    held_out = world.sample_prompts(300, "held_out", random.Random(21))
+
+    def approval(path: Path) -> float:
+        model, tokenizer = load(path)
+        answers = generate(model, tokenizer, held_out, seed=3)
+        return sum(world.approves(p, a) for p, a in zip(held_out, answers, strict=True)) / len(held_out)
+
+    champion, history = Path(tiny_world), [approval(Path(tiny_world))]
+    for round_no in range(3):
+        model, tokenizer = load(champion)
+        prompts = world.sample_prompts(640, "train", random.Random(100 + round_no))
+        answers = generate(model, tokenizer, prompts, seed=round_no)
+        rows = snapshot_rows(world, 640, seed=round_no)
+        for row, prompt, answer in zip(rows, prompts, answers, strict=True):
+            row.update(prompt=prompt, completion=answer, label=world.approves(prompt, answer))
+        snap = write_snapshot(tmp_path / "lake" / "curated" / f"round-{round_no}", rows, rows[:20])
+        version = run(tiny_config, snapshot=snap, base_model=champion)
+        champion = Registry.from_config(tiny_config).path(version)
+        history.append(approval(champion))
+    print("approval by round:", [round(a, 3) for a in history])
+    assert all(b > a for a, b in itertools.pairwise(history)), history
+    assert history[-1] > history[0] + 0.3, history
