@@ -32,6 +32,7 @@ def _config(root: Path, **overrides: Any) -> Any:
         "paths.cache": str(cache),
         "paths.registry": str(root / "registry"),
         "paths.lake": str(root / "lake"),
+        "paths.runs": str(root / "runs"),  # training checkpoints: a fresh run each time, no resume
         "evals.judge": "rubric",
         "evals.rubric": "training.world:World.rubric",
         "evals.max_new_tokens": 32,
