@@ -206,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="S", help="host:port,...")
     p.add_argument("--seed", dest="simulate.seed", type=int, help="random seed")
     p.add_argument("--count", dest="simulate.count", type=int, metavar="N", help="responses to simulate")
-    p.add_argument("--rate", dest="simulate.rate", type=float, metavar="R", help="records per second (0 = max)")
+    p.add_argument(
+        "--rate", dest="simulate.rate", type=float, metavar="R", help="records per second (0 = max)"
+    )
     p.add_argument("--users", dest="simulate.users", type=int, metavar="N", help="distinct users")
 
     p = cmd("curate", _curate, "build a curated KTO snapshot from the raw lake; prints its path")
