@@ -219,7 +219,9 @@ def run_pipeline(
     _table(con, "out", "12_fetch", params)
     con.execute("DROP TABLE final_rows")
     pii = con.execute(
-        "SELECT count_if(has_email), count_if(has_card), count_if(has_ip), count_if(has_phone) FROM out"
+        # coalesce: over no rows DuckDB's count_if gives NULL, not 0.
+        "SELECT coalesce(count_if(has_email), 0), coalesce(count_if(has_card), 0),"
+        " coalesce(count_if(has_ip), 0), coalesce(count_if(has_phone), 0) FROM out"
     ).fetchone()
     assert pii is not None
     c["pii_email"], c["pii_card"], c["pii_ip"], c["pii_phone"] = (int(x) for x in pii)

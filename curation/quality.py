@@ -192,9 +192,8 @@ def _summarise(
         column = kwargs.get("column")
         if name in rules and column == rules[name][0]:
             _, lo, hi = rules[name]
-            failures.setdefault(name, []).append(
-                f"{column} = {metrics[column]:g}, expected {_bounds(lo, hi)}"
-            )
+            # The expected range is reported once, by Check.reason.
+            failures.setdefault(name, []).append(f"{column} = {metrics[column]:g}")
         else:
             stats = r.result or {}
             bad = stats.get("unexpected_count", "?")

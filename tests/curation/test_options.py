@@ -191,3 +191,16 @@ def test_bad_as_of_and_bad_options_say_what_to_do() -> None:
         make_config(Path("."), **{"curation.conflict_policy": "vote"})
     with pytest.raises(ConfigError, match="unknown checks"):
         make_config(Path("."), **{"curation.critical_checks": ("no_such_check",)})
+
+
+def test_a_window_where_every_row_is_dropped_gives_zero_counts(tmp_path: Path) -> None:
+    # All feedback is orphaned (its trace never arrives): the chain must end with an empty,
+    # fully counted result rather than fail on aggregates over no rows.
+    b = LakeBuilder()
+    b.trace("T1", "2026-03-30T08:00:00Z", "p", "c")
+    b.feedback("e1", "MISSING", "2026-03-20T09:00:00Z", "up", "u1")
+    result, rows = _curate(tmp_path, b)
+    assert rows == []
+    assert result.counts["train"] == 0 and result.counts["eval"] == 0
+    assert [result.counts[f"pii_{k}"] for k in ("email", "ip", "phone", "card")] == [0, 0, 0, 0]
+    assert result.class_counts == {s: {"desirable": 0, "undesirable": 0} for s in ("train", "eval")}
