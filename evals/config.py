@@ -59,6 +59,16 @@ class EvalsConfig:
         "OPENAI_API_KEY", "environment variable holding the judge endpoint's key"
     )
     judge_timeout_s: float = setting(60.0, "timeout of one judge request")
+    # Evidence: an interval from a handful of rows or sessions is not evidence, however narrow.
+    min_eval_rows_per_class: int = setting(
+        20, "check min_evidence: held-out thumbs-up rows and thumbs-down rows each at least this"
+    )
+    min_eval_clusters: int = setting(
+        30, "check min_evidence: distinct clusters (cluster_by) the bootstrap resamples at least this"
+    )
+    min_replay_pairs: int = setting(
+        30, "check min_evidence: judged replay pairs at least this when the primary metric is a win rate"
+    )
     # Guards
     min_length_ratio: float = setting(
         0.25, "guard: candidate/champion mean replay answer length at least (shorter is often better)"
@@ -104,6 +114,11 @@ class EvalsConfig:
             )
         if self.batch_size < 1 or self.max_new_tokens < 1 or self.replay_prompts < 0:
             problems.append("batch_size and max_new_tokens must be >= 1, replay_prompts >= 0")
+        if min(self.min_eval_rows_per_class, self.min_eval_clusters, self.min_replay_pairs) < 1:
+            problems.append(
+                "min_eval_rows_per_class, min_eval_clusters and min_replay_pairs must be >= 1 "
+                "(the gate never promotes without held-out evidence)"
+            )
         if self.min_length_ratio > self.max_length_ratio:
             problems.append("min_length_ratio must not exceed max_length_ratio")
         if self.primary_metric in ("win_rate", "lc_win_rate") and (

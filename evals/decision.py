@@ -1,5 +1,5 @@
-"""Guards and the decision: promote only when the primary metric's interval excludes no improvement
-and every guard passes. Every check leaves a readable reason, pass or fail."""
+"""Guards and the decision: promote only on enough held-out evidence, when the primary metric's
+interval excludes no improvement and every guard passes. Every check leaves a readable reason, pass or fail."""
 
 from __future__ import annotations
 
@@ -73,6 +73,37 @@ def primary_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
     else:
         reason = f"{ci} does not exclude no improvement ({null})"
     return Check(f"primary:{name}", passed, value, f"CI low > {null}", reason)
+
+
+def evidence_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
+    """Enough held-out rows of each label, and clusters, for the primary metric's interval to mean
+    anything: a bootstrap over a dozen rows gives "AUC 1.000, CI [1.000, 1.000]", which is luck."""
+    agreement = metrics["agreement"]
+    # Missing counts fail closed: no count, no evidence.
+    up, down = int(agreement.get("thumbs_up", 0)), int(agreement.get("thumbs_down", 0))
+    clusters = int(agreement.get("clusters", 0))
+    need, need_clusters = cfg.min_eval_rows_per_class, cfg.min_eval_clusters
+    short = []
+    if min(up, down) < need:
+        short.append(f"only {up} thumbs-up / {down} thumbs-down held-out rows; need {need} of each")
+    if clusters < need_clusters:
+        short.append(f"only {clusters} {cfg.cluster_by} clusters to resample; need {need_clusters}")
+    threshold = f">= {need} rows per label, >= {need_clusters} clusters"
+    measured = (metrics.get("replay") or {}).get(cfg.primary_metric)
+    if cfg.primary_metric in ("win_rate", "lc_win_rate"):
+        threshold += f", >= {cfg.min_replay_pairs} replay pairs"
+        # Not measured at all is the primary check's failure, not a shortage of pairs.
+        pairs = int(measured.get("n", 0)) if measured else cfg.min_replay_pairs
+        if pairs < cfg.min_replay_pairs:
+            short.append(f"only {pairs} judged replay pairs; need {cfg.min_replay_pairs}")
+    if short:
+        reason = (
+            "; ".join(short) + ": collect more feedback or raise curation.eval_fraction"
+            " (the interval of so few rows is not evidence)"
+        )
+    else:
+        reason = f"{up} thumbs-up / {down} thumbs-down held-out rows in {clusters} {cfg.cluster_by} clusters"
+    return Check("min_evidence", not short, float(min(up, down)), threshold, reason)
 
 
 def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
@@ -160,7 +191,7 @@ def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
 def decide(
     metrics: dict[str, Any], cfg: EvalsConfig, candidate: str, champion: str, snapshot: str
 ) -> Decision:
-    checks = [primary_check(metrics, cfg), *guard_checks(metrics, cfg)]
+    checks = [evidence_check(metrics, cfg), primary_check(metrics, cfg), *guard_checks(metrics, cfg)]
     promote = all(c.passed for c in checks)
     failed = [f"{c.name}: {c.reason}" for c in checks if not c.passed]
     passed = [f"{c.name}: {c.reason}" for c in checks if c.passed]

@@ -23,6 +23,10 @@ def metrics(**changes: Any) -> dict[str, Any]:
             "auc": est(0.7, 0.6, 0.8),
             "margin": est(0.3, 0.1, 0.5),
             "chosen_logp_change": est(0.1, 0.0, 0.2),
+            "rows": 100,
+            "thumbs_up": 40,
+            "thumbs_down": 60,
+            "clusters": 50,
         },
         "replay": {
             "length_ratio": 1.0,
@@ -49,6 +53,7 @@ def test_a_clear_improvement_with_every_guard_passing_is_promoted() -> None:
     d = decide(metrics(), EvalsConfig(), "v2", "v1", "snap")
     assert d.promote
     assert [c.name for c in d.checks] == [
+        "min_evidence",
         "primary:auc",
         "chosen_logp_drop",
         "length_ratio",
@@ -56,7 +61,10 @@ def test_a_clear_improvement_with_every_guard_passing_is_promoted() -> None:
         "refusal",
         "slices",
     ]
-    assert d.reasons[0].startswith("primary:auc: auc 0.700, 95% CI [0.600, 0.800] excludes no improvement")
+    assert (
+        d.reasons[0] == "min_evidence: 40 thumbs-up / 60 thumbs-down held-out rows in 50 session_id clusters"
+    )
+    assert d.reasons[1].startswith("primary:auc: auc 0.700, 95% CI [0.600, 0.800] excludes no improvement")
     assert "PROMOTE v2 over champion v1" in d.summary()
 
 
@@ -78,6 +86,45 @@ def test_each_failure_rejects_with_its_reason_first(change: dict[str, Any], fail
     assert [c.name for c in d.checks if not c.passed] == [failing]
     assert d.reasons[0].startswith(f"{failing}: ") and text in d.reasons[0]
     assert len(d.reasons) == len(d.checks)  # passing checks are listed too, after the failures
+
+
+@pytest.mark.parametrize(
+    ("counts", "text"),
+    [
+        ({"thumbs_up": 9, "thumbs_down": 4, "rows": 13, "clusters": 13}, "only 9 thumbs-up / 4 thumbs-down"),
+        ({"thumbs_up": 19, "thumbs_down": 60}, "only 19 thumbs-up / 60 thumbs-down held-out rows; need 20"),
+        ({"thumbs_up": 60, "thumbs_down": 19}, "only 60 thumbs-up / 19 thumbs-down held-out rows; need 20"),
+        ({"clusters": 29}, "only 29 session_id clusters to resample; need 30"),
+    ],
+)
+def test_a_small_eval_slice_is_rejected_however_perfect_its_interval(
+    counts: dict[str, int], text: str
+) -> None:
+    m = metrics()
+    # What thirteen held-out rows give: a perfect, zero-width interval that proves nothing.
+    m["agreement"].update(auc=est(1.0, 1.0, 1.0), **counts)
+    d = decide(m, EvalsConfig(), "v2", "v1", "snap")
+    assert not d.promote
+    assert [c.name for c in d.checks if not c.passed] == ["min_evidence"]
+    assert d.reasons[0].startswith("min_evidence: ") and text in d.reasons[0]
+    assert "collect more feedback or raise curation.eval_fraction" in d.reasons[0]
+    assert "need 20 of each" in d.reasons[0] or "need 30" in d.reasons[0]
+
+
+def test_evidence_thresholds_are_the_configs_and_win_rates_count_replay_pairs() -> None:
+    exact = metrics()
+    exact["agreement"].update(thumbs_up=20, thumbs_down=20, clusters=30)
+    assert decide(exact, EvalsConfig(), "v2", "v1", "snap").promote  # the thresholds are inclusive
+    stricter = decide(exact, EvalsConfig(min_eval_rows_per_class=21), "v2", "v1", "snap")
+    assert not stricter.promote and "need 21 of each" in stricter.reasons[0]
+    few_pairs = metrics()
+    few_pairs["replay"]["win_rate"] = {**est(0.9, 0.8, 1.0), "n": 12}
+    wr = decide(few_pairs, EvalsConfig(primary_metric="win_rate", judge="none"), "a", "b", "s")
+    assert not wr.promote and [c.name for c in wr.checks if not c.passed] == ["min_evidence"]
+    assert "only 12 judged replay pairs; need 30" in wr.reasons[0]
+    missing = {k: v for k, v in metrics()["agreement"].items() if k not in ("thumbs_up", "thumbs_down")}
+    no_counts = decide({**metrics(), "agreement": missing}, EvalsConfig(), "a", "b", "s")
+    assert not no_counts.promote and "only 0 thumbs-up / 0 thumbs-down" in no_counts.reasons[0]
 
 
 def test_a_regressing_slice_rejects_and_small_slices_are_not_judged() -> None:
@@ -106,7 +153,7 @@ def test_bad_gate_settings_are_reported_together(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(
         '[evals]\nprimary_metric = "vibes"\njudge = "endpoint"\nci_level = 1.5\n'
-        'min_length_ratio = 2.0\nformat_regex = "("\n'
+        'min_length_ratio = 2.0\nformat_regex = "("\nmin_eval_rows_per_class = 0\n'
     )
     with pytest.raises(ConfigError) as info:
         cfgmod.load(f, env={})
@@ -117,6 +164,7 @@ def test_bad_gate_settings_are_reported_together(tmp_path: Path) -> None:
         "ci_level",
         "min_length_ratio",
         "format_regex",
+        "never promotes without held-out evidence",
     ):
         assert expected in text
     with pytest.raises(ConfigError, match="needs replay"):
