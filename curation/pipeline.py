@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from curation.config import CurationConfig
 from curation.lake import empty_table, window_files
@@ -89,10 +90,19 @@ def _source(
     con: duckdb.DuckDBPyConnection, lake: Path, stream: str, first: dt.date, last: dt.date
 ) -> dict[str, int]:
     files, older_rows, older_files = window_files(lake, stream, first, last)
+    # `_pos` names one row of one file in one BIGINT (file index, row number in it): the early steps
+    # carry it instead of the Kafka coordinates, and 12_fetch.sql reads the text back by it.
     if files:
-        con.read_parquet(files, union_by_name=True).create_view(f"{stream}_src", replace=True)
+        # a view cannot take parameters: the file list goes in as quoted literals
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {stream}_src AS SELECT *,"
+            " (file_index::BIGINT << 40) | file_row_number AS _pos"
+            f" FROM read_parquet([{listed}], union_by_name = true)"
+        )
     else:
-        con.register(f"{stream}_src", empty_table(stream))
+        empty = empty_table(stream)
+        con.register(f"{stream}_src", empty.append_column("_pos", pa.array([], pa.int64())))
     return {
         f"{stream}_files": len(files),
         f"{stream}_older_files": older_files,

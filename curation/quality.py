@@ -191,7 +191,6 @@ def _summarise(
         kwargs = r.expectation_config.kwargs
         column = kwargs.get("column")
         if name in rules and column == rules[name][0]:
-            _, lo, hi = rules[name]
             # The expected range is reported once, by Check.reason.
             failures.setdefault(name, []).append(f"{column} = {metrics[column]:g}")
         else:

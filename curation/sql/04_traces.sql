@@ -7,13 +7,13 @@ known_then AS (
     SELECT
         t.trace_id, t.model_version, t.session_id, t.user_id,
         hash(t.prompt) AS ph, hash(t.completion) AS ch,
-        length(t.prompt) AS plen, trimmed_length(t.prompt) AS ptrim,
-        length(t.completion) AS clen, trimmed_length(t.completion) AS ctrim,
-        t._topic AS t_topic, t._partition AS t_partition, t._offset AS t_offset, t._ingested_at
+        length(t.prompt)::INTEGER AS plen, trimmed_length(t.prompt)::INTEGER AS ptrim,
+        length(t.completion)::INTEGER AS clen, trimmed_length(t.completion)::INTEGER AS ctrim,
+        t._pos AS t_pos, t._ingested_at, t._topic, t._partition, t._offset
     FROM traces_src AS t
     SEMI JOIN wanted USING (trace_id)
     WHERE t.event_time <= $as_of AND t._ingested_at <= $as_of
 )
-SELECT * EXCLUDE (_ingested_at)
+SELECT * EXCLUDE (_ingested_at, _topic, _partition, _offset)
 FROM known_then
-QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY _ingested_at, t_topic, t_partition, t_offset) = 1
+QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY _ingested_at, _topic, _partition, _offset) = 1

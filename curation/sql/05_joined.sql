@@ -7,7 +7,7 @@ recent_actions AS (
 matched AS (
     SELECT
         f.*, t.trace_id IS NOT NULL AS has_trace, t.session_id, t.user_id AS trace_user_id,
-        t.model_version AS t_model_version, t.t_topic, t.t_partition, t.t_offset, t.ph, t.ch, t.plen, t.ptrim, t.clen, t.ctrim
+        t.model_version AS t_model_version, t.t_pos, t.ph, t.ch, t.plen, t.ptrim, t.clen, t.ctrim
     FROM recent_actions AS f
     LEFT JOIN tr AS t USING (trace_id)
 ),
@@ -35,5 +35,5 @@ SELECT
     CASE WHEN has_trace THEN ptrim ELSE fb_ptrim END AS ptrim,
     CASE WHEN has_trace THEN clen ELSE fb_clen END AS clen,
     CASE WHEN has_trace THEN ctrim ELSE fb_ctrim END AS ctrim,
-    eh, elen, etrim, fb_topic, fb_partition, fb_offset, t_topic, t_partition, t_offset
+    eh, elen, etrim, fb_pos, t_pos
 FROM classified
