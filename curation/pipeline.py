@@ -110,6 +110,24 @@ def _source(
     }
 
 
+def _fetch(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
+    """View ``out``: the snapshot's rows with their text, kept in a Parquet file in the spill folder.
+
+    At 10 M events the text is several GB: held in a table it spilled, and the export sorted it
+    again. Written once, sorted in the export's order (``14_export.sql``), it streams to disk
+    and the export copies it in order without another sort.
+    """
+    folder = Path(_scalar(con, "SELECT current_setting('temp_directory')"))
+    target = str(folder / "out.parquet").replace("'", "''")
+    used = {name: params[name] for name in set(_PARAM.findall(load_sql("12_fetch")))}
+    con.execute(
+        f"COPY ({load_sql('12_fetch')}\nORDER BY split, event_time, trace_id, source, event_id)"
+        f" TO '{target}' (FORMAT parquet, COMPRESSION snappy)",
+        used,
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW out AS SELECT * FROM read_parquet('{target}')")
+
+
 @dataclasses.dataclass
 class Result:
     counts: dict[str, int]
@@ -226,20 +244,19 @@ def run_pipeline(
     c["after_balance"] = _scalar(con, "SELECT count(*) FROM final_rows")
     c["downsampled"] = c["after_caps"] - c["after_balance"]
 
-    _table(con, "out", "12_fetch", params)
+    _fetch(con, params)
     con.execute("DROP TABLE final_rows")
-    pii = con.execute(
-        # coalesce: over no rows DuckDB's count_if gives NULL, not 0.
-        "SELECT coalesce(count_if(has_email), 0), coalesce(count_if(has_card), 0),"
-        " coalesce(count_if(has_ip), 0), coalesce(count_if(has_phone), 0) FROM out"
-    ).fetchone()
-    assert pii is not None
-    c["pii_email"], c["pii_card"], c["pii_ip"], c["pii_phone"] = (int(x) for x in pii)
     class_counts: dict[str, dict[str, int]] = {
         s: {"desirable": 0, "undesirable": 0} for s in ("train", "eval")
     }
-    for s, lab, n in con.execute("SELECT split, label, count(*) FROM out GROUP BY ALL").fetchall():
+    pii = [0, 0, 0, 0]
+    for s, lab, n, *kinds in con.execute(
+        "SELECT split, label, count(*), count_if(has_email), count_if(has_card), count_if(has_ip),"
+        " count_if(has_phone) FROM out GROUP BY ALL"
+    ).fetchall():
         class_counts[s]["desirable" if lab else "undesirable"] = int(n)
+        pii = [a + int(b) for a, b in zip(pii, kinds, strict=True)]
+    c["pii_email"], c["pii_card"], c["pii_ip"], c["pii_phone"] = pii
     c["train"] = sum(class_counts["train"].values())
     c["eval"] = sum(class_counts["eval"].values())
     return Result(

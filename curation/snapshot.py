@@ -55,11 +55,17 @@ def export_splits(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, str
     """Write train.parquet and eval.parquet (zstd); returns their sha256."""
     query = load_sql("14_export")
     hashes = {}
-    for split in SPLITS:
-        target = folder / f"{split}.parquet"
-        literal = str(target).replace("'", "''")
-        con.execute(f"COPY ({query}) TO '{literal}' (FORMAT parquet, COMPRESSION zstd)", {"split": split})
-        hashes[f"{split}.parquet"] = sha256_file(target)
+    # `out` is stored in the export's row order (pipeline._fetch): keeping that order is a copy,
+    # where an ORDER BY here would sort every text again.
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        for split in SPLITS:
+            target = folder / f"{split}.parquet"
+            literal = str(target).replace("'", "''")
+            con.execute(f"COPY ({query}) TO '{literal}' (FORMAT parquet, COMPRESSION zstd)", {"split": split})
+            hashes[f"{split}.parquet"] = sha256_file(target)
+    finally:
+        con.execute("SET preserve_insertion_order = false")
     return hashes
 
 
