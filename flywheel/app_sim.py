@@ -115,8 +115,12 @@ class Simulation:
         world: Any,
         seed: int = 0,
         habits: Habits | None = None,
+        prompts: str = "all",
     ) -> None:
         self.app, self.producer, self.kafka, self.world = app, producer, kafka, world
+        # "all" also asks the 40 prompts the tiny world keeps out of its fine-tuning tests: every
+        # distinct prompt counts, since curation holds out whole prompts and the world has only 200.
+        self.prompt_split = prompts
         self.habits = habits or Habits()
         self.rng = random.Random(seed)
         self.seed = seed
@@ -130,7 +134,7 @@ class Simulation:
         end = start + dt.timedelta(days=1)
         version = self.app.refresh()
         stats = DayStats(day=index, version=version)
-        prompts = self.world.sample_prompts(requests, split="train", rng=rng)
+        prompts = self.world.sample_prompts(requests, split=self.prompt_split, rng=rng)
         asked: list[Any] = [
             [{"role": "user", "content": p}] if rng.random() < h.chat_share else p for p in prompts
         ]

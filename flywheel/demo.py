@@ -53,6 +53,9 @@ def demo_config(config: Config, bootstrap: str, extra: dict[str, Any] | None = N
         "paths.registry": str(out / "registry"),
         "paths.runs": str(out / "runs"),
         "kafka.bootstrap_servers": bootstrap,
+        # The tiny world repeats its 200 prompts all day and curation keeps every prompt on one side
+        # of the split, so the held-out slice needs a larger share of sessions than production would.
+        "curation.eval_fraction": config.demo.eval_fraction,
         **FIXED,
         **(extra or {}),
     }
@@ -124,7 +127,7 @@ def loop(cfg: Config, say: Callable[[str], None]) -> list[RoundRow]:
     app = ProductionApp(registry)
     rows: list[RoundRow] = []
     with EventProducer(cfg.kafka) as producer:
-        sim = Simulation(app, producer, cfg.kafka, tiny_world.World(), seed=d.seed)
+        sim = Simulation(app, producer, cfg.kafka, tiny_world.World(), seed=d.seed, prompts=d.prompts)
         try:
             for r in range(d.rounds + 1):
                 day = first_day + dt.timedelta(days=r)

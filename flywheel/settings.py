@@ -111,9 +111,21 @@ class DemoConfig:
     seed: int = setting(0, "random seed of the simulated users")
     broker_port: int = setting(0, "port of the embedded broker (0 = any free port)")
     partitions: int = setting(2, "partitions per topic on the embedded broker")
+    prompts: str = setting(
+        "all", "which of the tiny world's 200 prompts the simulated users ask: all | train (160 of them)"
+    )
+    eval_fraction: float = setting(
+        0.5,
+        "curation.eval_fraction of the demo's rounds: with so few distinct prompts, a prompt-disjoint "
+        "held-out slice needs half the sessions to reach the gate's min_evidence",
+    )
 
     def validate(self) -> list[str]:
         problems = []
+        if self.prompts not in ("all", "train"):
+            problems.append(f"prompts must be all or train, got {self.prompts!r}")
+        if not 0.0 < self.eval_fraction < 1.0:
+            problems.append(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
         if self.rounds < 0:
             problems.append(f"rounds must be >= 0 (0 serves one day of traffic only), got {self.rounds}")
         if self.requests_per_round < 20:

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from flywheel import config as cfgmod
 from flywheel import ledger
 from flywheel.demo import demo_config, loop
+from flywheel.errors import ConfigError
 from flywheel.registry import Registry
 from tests.fixtures_broker import fresh_topics
 from tests.fixtures_model import SHARED_CACHE
@@ -28,6 +30,19 @@ def _config(broker: Any, tmp_path: Path, **overrides: Any) -> Any:
         **overrides,
     }
     return demo_config(fresh_topics(broker, tmp_path / "lake", **values), broker.bootstrap)
+
+
+def test_demo_sets_its_eval_fraction_and_checks_its_settings(tmp_path: Path) -> None:
+    base = cfgmod.load(None, env={}, overrides={"demo.out": str(tmp_path / "demo")})
+    assert demo_config(base, "127.0.0.1:1").curation.eval_fraction == base.demo.eval_fraction == 0.5
+    tuned = cfgmod.load(None, env={}, overrides={"demo.eval_fraction": 0.4})
+    assert demo_config(tuned, "127.0.0.1:1").curation.eval_fraction == 0.4
+    assert base.demo.prompts == "all"
+    with pytest.raises(ConfigError) as info:
+        cfgmod.load(None, env={}, overrides={"demo.prompts": "some", "demo.eval_fraction": 1.0})
+    assert "prompts must be all or train" in str(info.value) and "eval_fraction must be in (0, 1)" in str(
+        info.value
+    )
 
 
 @pytest.mark.broker
@@ -48,6 +63,13 @@ def test_one_round_raises_approval_and_ledger_records_every_step(
     assert rec["snapshot_id"] and rec["train_rows"] >= cfg.nightly.min_train_rows
     assert rec["decision"]["promote"] and rec["decision"]["reasons"]
     assert Path(rec["decision"]["report_path"]).exists()
+    # The promotion rests on a held-out slice big enough for its interval, not on a dozen rows.
+    gate = json.loads(Path(rec["decision"]["report_path"]).read_text())  # eval_report.json
+    evidence = next(c for c in gate["checks"] if c["name"] == "min_evidence")
+    agreement = gate["metrics"]["agreement"]
+    assert evidence["passed"] and rec["decision"]["reasons"][0].startswith("min_evidence: ")
+    assert min(agreement["thumbs_up"], agreement["thumbs_down"]) >= cfg.evals.min_eval_rows_per_class == 20
+    assert agreement["clusters"] >= cfg.evals.min_eval_clusters
 
     registry = Registry(cfg.paths.registry)
     assert registry.champion() == rec["candidate"] == after.version != before.version
