@@ -53,7 +53,20 @@ def _bind(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> 
 
 
 def _table(con: duckdb.DuckDBPyConnection, table: str, name: str, params: dict[str, Any]) -> None:
-    _bind(con, f"CREATE OR REPLACE TEMP TABLE {table} AS\n" + load_sql(name), params)
+    _table_text(con, table, load_sql(name), params)
+
+
+def _table_text(con: duckdb.DuckDBPyConnection, table: str, text: str, params: dict[str, Any]) -> None:
+    _bind(con, f"CREATE OR REPLACE TEMP TABLE {table} AS\n" + text, params)
+
+
+def _chained(
+    con: duckdb.DuckDBPyConnection, table: str, ctes: dict[str, str], name: str, params: dict[str, Any]
+) -> None:
+    """Like _table, with earlier steps as CTEs (cte name -> sql name) instead of tables of their own:
+    DuckDB pipelines them, where a table per step is written (and at 10 M spilled) and read back."""
+    parts = ",\n".join(f"{cte} AS (\n{load_sql(sql)}\n)" for cte, sql in ctes.items())
+    _table_text(con, table, f"WITH\n{parts}\n{load_sql(name)}", params)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, query: str) -> Any:
@@ -198,20 +211,17 @@ def run_pipeline(
         "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND kind = 'edit'",
     )
 
-    _table(con, "rows", "06_rows", params)
+    # edits, conflicts and filters in one statement; 08_filters.sql keeps a conflict's verdict as reason
+    _chained(con, "filtered", {"rows": "06_rows", "resolved": "07_conflicts"}, "08_filters", params)
     con.execute("DROP TABLE joined")
-    c["after_edits"] = _scalar(con, "SELECT count(*) FROM rows")
-    _table(con, "resolved", "07_conflicts", params)
-    con.execute("DROP TABLE rows")
-    verdict = _grouped(con, "resolved", "verdict")
-    c["conflict_minority"] = verdict.get("minority", 0)
-    c["conflict_ties"] = verdict.get("tie", 0)
-    c["conflict_dropped"] = verdict.get("conflict", 0)
-    c["after_conflicts"] = verdict.get("keep", 0)
-
-    _table(con, "filtered", "08_filters", params)
-    con.execute("DROP TABLE resolved")
     reason = _grouped(con, "filtered", "reason")
+    c["after_edits"] = sum(reason.values())
+    c["conflict_minority"] = reason.get("minority", 0)
+    c["conflict_ties"] = reason.get("tie", 0)
+    c["conflict_dropped"] = reason.get("conflict", 0)
+    c["after_conflicts"] = (
+        c["after_edits"] - c["conflict_minority"] - c["conflict_ties"] - c["conflict_dropped"]
+    )
     c["dropped_empty"] = reason.get("empty", 0)
     c["dropped_too_long"] = reason.get("too_long", 0)
     c["after_filters"] = reason.get("ok", 0)
