@@ -84,10 +84,19 @@ def run(config: Config, extra: dict[str, Any] | None = None) -> int:
     say(f"report: {report.markdown}  plot: {report.plot}")
     failed = [r for r in rows if r.outcome == "failed"]
     approvals = [r.approval for r in rows]
+    # A rise without a promotion is chance (the same model served), so say how many nights promoted.
+    nights = [r for r in rows if r.outcome]
+    promoted = sum(r.outcome == "promoted" for r in nights)
+    trend = " -> ".join(f"{a:.1%}" for a in approvals)
     if not failed and all(b > a for a, b in itertools.pairwise(approvals)):
-        say("approval rose every round")
+        say(
+            f"approval rose every round ({trend}); {promoted} of {len(nights)} nights promoted a new champion"
+        )
     elif not failed:
-        say("approval did not rise every round: see the gate's reasons above")
+        say(
+            f"approval did not rise every round ({trend}); {promoted} of {len(nights)} nights promoted: "
+            "see the gate's reasons above"
+        )
     return 1 if failed else 0
 
 
