@@ -1,8 +1,9 @@
 """Runs the SQL chain in ``sql/`` over the raw lake and counts the rows after every step.
 
-Each ``NN_name.sql`` makes one table from the previous ones. The early steps carry only
-keys, hashes and lengths; the text is read once, at the end, for the rows that made it
-(``12_fetch.sql``): the plan that keeps memory flat at 10 M events.
+Each ``NN_name.sql`` makes one table from the previous ones (edits, conflicts and filters run
+as CTEs of one statement). The early steps carry only keys, hashes, lengths and file positions;
+the text is read once, at the end, for the rows that made it (``12_fetch.sql``), and written to
+a Parquet file in export order: the plan that keeps memory flat at 10 M events.
 """
 
 from __future__ import annotations
