@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,7 @@ _US_PER_DAY = 86_400_000_000
 # When a whole batch cannot be bulk-decoded, retry it in this many slices so one bad
 # record does not send every good record of the batch down the slow path.
 _SLICES = 16
+_VALUE = operator.attrgetter("value")
 _MIN_SLICE = 256
 
 
@@ -104,16 +106,21 @@ class PartitionBatch:
                 while cut < stop and records[cut].offset < self.before:
                     cut += 1
                 stop = cut
-        sizes = [len(r.value) if r.value is not None else 0 for r in records[start:stop]]
-        if self.target is None:
+        chunk = records[start:stop]
+        # Runs on the consumer thread for every record: iterate in C (map/filter), and look at
+        # sizes one by one only in the poll that crosses the byte limit.
+        nbytes = sum(map(len, filter(None, map(_VALUE, chunk))))
+        if self.target is None and self.nbytes + nbytes >= self.max_bytes:
             # Stop at the record that reaches the byte limit.
+            sizes = [len(r.value) if r.value is not None else 0 for r in chunk]
             running = list(itertools.accumulate(sizes, initial=self.nbytes))[1:]
             cut = bisect.bisect_left(running, self.max_bytes)
             if cut < len(sizes):
-                stop, sizes = start + cut + 1, sizes[: cut + 1]
+                stop, chunk = start + cut + 1, chunk[: cut + 1]
+                nbytes = running[cut] - self.nbytes
         if stop > start:
-            self.records.extend(records[start:stop])
-            self.nbytes += sum(sizes)
+            self.records.extend(chunk)
+            self.nbytes += nbytes
             self.last = records[stop - 1].offset
         return stop
 

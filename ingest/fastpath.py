@@ -73,12 +73,17 @@ def _parse(stream: str, values: Sequence[bytes | None], max_record_bytes: int) -
     if min(lengths) == 0 or max(lengths) > max_record_bytes:
         raise _Reject
     buf = b"\n".join(present)
-    if buf.count(b"\n") != len(values) - 1 or _NULL_MEMBER.search(buf):
+    if buf.count(b"\n") != len(values) - 1:
         raise _Reject
-    try:
-        buf.decode("utf-8")  # Arrow would silently replace bad bytes with U+FFFD
-    except UnicodeDecodeError:
-        raise _Reject from None
+    # These scans hold the GIL, which the consumer thread needs: the substring search and the
+    # ASCII check are an order of magnitude cheaper than the regex and the decode they spare.
+    if b"null" in buf and _NULL_MEMBER.search(buf):
+        raise _Reject
+    if not buf.isascii():
+        try:
+            buf.decode("utf-8")  # Arrow would silently replace bad bytes with U+FFFD
+        except UnicodeDecodeError:
+            raise _Reject from None
     options = pj.ParseOptions(explicit_schema=_EXPLICIT[stream], unexpected_field_behavior="infer")
     try:
         table = pj.read_json(pa.BufferReader(buf), read_options=_READ, parse_options=options)

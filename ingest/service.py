@@ -13,6 +13,12 @@ uncommitted is replayed and rewritten under the same file names. A failure
 between 1 and 2 therefore duplicates nothing. Offsets are never committed
 after a failure: the error propagates with the batch unflushed.
 
+While running, those commits are asynchronous: a synchronous one costs a
+broker round trip on the consumer thread per batch (about a tenth of the
+consume rate). Each commit carries the newest on-disk offset of every owned
+partition, so one that fails is covered by the next; before a rebalance and
+at the stop, the same offsets are committed synchronously, with retries.
+
 On a rebalance, batches of revoked partitions are flushed and committed if
 that works at once, else discarded uncommitted (the next owner replays them).
 The first SIGTERM/SIGINT finishes the current batches, commits and returns;
@@ -96,6 +102,9 @@ class IngestService:
         self.last_activity = time.monotonic()
         self.consumer: KafkaConsumer | None = None
         self.first_record_at: float | None = None
+        # Offset after the last batch on disk, per owned partition: what every commit carries.
+        self.durable: dict[TopicPartition, OffsetAndMetadata] = {}
+        self.confirmed: dict[TopicPartition, OffsetAndMetadata] = {}  # acknowledged by the broker
         self.flusher = Flusher(self.lake, self.cfg)
 
     # -- Kafka ------------------------------------------------------------
@@ -180,6 +189,9 @@ class IngestService:
             log.warning(
                 "revoked batches discarded uncommitted", extra={"records": dropped, "error": repr(exc)}
             )
+        for tp in revoked:  # theirs now: a later commit of ours must not move them
+            self.durable.pop(tp, None)
+            self.confirmed.pop(tp, None)
 
     # -- batches ------------------------------------------------------------
 
@@ -206,17 +218,24 @@ class IngestService:
         """Commit past every batch the writer has finished (durably on disk), oldest first.
 
         This is the only place offsets are committed. A writer failure raises before
-        anything from that batch on is committed.
+        anything from that batch on is committed. ``wait`` (a rebalance or the stop):
+        wait for every batch and commit synchronously; otherwise commit asynchronously.
         """
         done = self.flusher.completed(wait=wait)
-        if not done:
-            return
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for job, files in done:
-            offsets[TopicPartition(job.topic, job.partition)] = OffsetAndMetadata(job.last + 1, "", -1)
+            # Revoked partitions too: on_revoked commits their last batches, then forgets them.
+            self.durable[TopicPartition(job.topic, job.partition)] = OffsetAndMetadata(job.last + 1, "", -1)
             self._record(job, files)
+        if not (done or wait):
+            return
+        offsets = {tp: o for tp, o in self.durable.items() if self.confirmed.get(tp) != o}
+        if not offsets:
+            return
         where = ", ".join(f"{tp.topic}[{tp.partition}]@{o.offset}" for tp, o in offsets.items())
-        self.commit(offsets, where, self.cfg.give_up_after_s if give_up_s is None else give_up_s)
+        if wait:
+            self.commit(offsets, where, self.cfg.give_up_after_s if give_up_s is None else give_up_s)
+        else:
+            self.commit_async(offsets, where)
 
     def _record(self, job: Job, files: BatchFiles) -> None:
         seconds = time.monotonic() - job.submitted
@@ -244,6 +263,24 @@ class IngestService:
             },
         )
 
+    def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata], where: str) -> None:
+        """Send the commit and go on; a failure is logged, and the next commit carries the same offsets."""
+        assert self.consumer is not None
+
+        def done(_: Any, response: Any) -> None:
+            if isinstance(response, Exception):
+                self.metrics.commit_failures.inc()
+                log.warning(
+                    "asynchronous commit failed; the next one carries these offsets",
+                    extra={"where": where, "error": repr(response)},
+                )
+                return
+            self.confirmed.update(offsets)
+            self.stats.commits += 1
+            self.metrics.last_commit.set_to_current_time()
+
+        self.consumer.commit_async(offsets, callback=done)
+
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], where: str, give_up_s: float) -> None:
         assert self.consumer is not None
         consumer = self.consumer
@@ -270,6 +307,7 @@ class IngestService:
             )
         except _Handed:
             return
+        self.confirmed.update(offsets)
         self.stats.commits += 1
         self.metrics.last_commit.set_to_current_time()
 

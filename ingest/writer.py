@@ -34,6 +34,24 @@ COORDINATES = [
     pa.field("_ingested_at", _TS_MS, nullable=False),
 ]
 _TYPES: dict[str, pa.DataType] = {"event_time": _TS_US, "schema_version": pa.int32()}
+# Columns that are (nearly) unique per event: a dictionary would only cost the writer CPU
+# (hashing every value until the dictionary page overflows), which the consumer thread needs.
+_UNIQUE = frozenset(
+    (
+        "_offset",
+        "_kafka_timestamp",
+        "event_time",
+        "trace_id",
+        "event_id",
+        "session_id",
+        "prompt",
+        "completion",
+        "edited_completion",
+        "comment",
+        "key",
+        "value",
+    )
+)
 
 
 def _stream_schema(stream: str) -> pa.Schema:
@@ -129,7 +147,12 @@ def _write_atomic(table: pa.Table, folder: Path, name: str, created: set[Path]) 
         created.add(folder.parent)
     tmp = folder / f".{name}.{uuid.uuid4().hex}{lake_layout.TMP_SUFFIX}"
     with open(tmp, "wb") as out:
-        pq.write_table(table, out, compression="zstd")
+        pq.write_table(
+            table,
+            out,
+            compression="zstd",
+            use_dictionary=[n for n in table.column_names if n not in _UNIQUE],
+        )
         out.flush()
         os.fsync(out.fileno())
     return tmp, folder / name
