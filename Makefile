@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: browser demo test test-slow test-gpu check lint typecheck bench clean venv
+.PHONY: browser demo test test-slow check lint typecheck bench clean venv
 
 venv: $(STAMP)
 
@@ -32,9 +32,6 @@ test: $(STAMP) browser
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
-
-test-gpu: $(STAMP)
-	$(PY) -m pytest -q -m gpu
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
