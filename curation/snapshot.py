@@ -20,6 +20,7 @@ import duckdb
 
 from curation.errors import CurationError
 from curation.pipeline import load_sql
+from flywheel.fsutil import sha256_file
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
@@ -41,14 +42,6 @@ def content_digest(con: duckdb.DuckDBPyConnection, weights: dict[str, float]) ->
     basis = {"format": FORMAT_VERSION, "duckdb": duckdb.__version__, "splits": parts, "kto": weights}
     digest = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
     return f"snap-{digest[:16]}", basis
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_splits(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, str]:

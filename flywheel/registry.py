@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.errors import TerminalError
+from flywheel.fsutil import fsync_dir, sha256_file
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MANIFEST = "MANIFEST.json"
@@ -51,22 +52,6 @@ class HistoryEvent:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def validate_version(version: str) -> str:
@@ -157,7 +142,7 @@ class Registry:
                 problems.append(f"{rel} is missing")
             elif f.stat().st_size != meta["size"]:
                 problems.append(f"{rel} has {f.stat().st_size} bytes, expected {meta['size']}")
-            elif _sha256(f) != meta["sha256"]:
+            elif sha256_file(f) != meta["sha256"]:
                 problems.append(f"{rel} fails its sha256 checksum")
         if not any(rel.endswith(".safetensors") for rel in files):
             problems.append("no safetensors weights")
@@ -229,7 +214,7 @@ class Registry:
             files = {}
             for f in sorted(p for p in staging.rglob("*") if p.is_file()):
                 rel = f.relative_to(staging).as_posix()
-                files[rel] = {"sha256": _sha256(f), "size": f.stat().st_size}
+                files[rel] = {"sha256": sha256_file(f), "size": f.stat().st_size}
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
             manifest = {"version": version, "created": _now_precise(), "files": files, **(metadata or {})}
@@ -238,7 +223,7 @@ class Registry:
                 if (self.models / version).exists():
                     raise RegistryError(f"version {version} already exists", hint="pick another version name")
                 os.rename(staging, self.models / version)
-                _fsync_dir(self.models)
+                fsync_dir(self.models)
                 self._append("register", version, self.champion(), "added", metadata or {})
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -261,7 +246,7 @@ class Registry:
         if version is None:
             digest = hashlib.sha256()
             for f in sorted(src.glob("*.safetensors")):
-                digest.update(_sha256(f).encode())
+                digest.update(sha256_file(f).encode())
             version = f"base-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{digest.hexdigest()[:8]}"
         with self.stage(version, {"source": str(src.resolve()), "kind": "registered"}) as folder:
             for f in src.iterdir():
@@ -279,7 +264,7 @@ class Registry:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, pointer)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def promote(self, version: str, reason: str, evidence: dict[str, Any] | None = None) -> None:
         """Make ``version`` the champion, after checking its files against their checksums.

@@ -85,12 +85,3 @@ def remove_stale_temps(lake: Path, stream: str, topic: str, partition: int) -> i
                     os.unlink(entry.path)
                     removed += 1
     return removed
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (POSIX needs the directory itself fsynced)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flywheel.fsutil import fsync_dir
 from ingest import lake as lake_layout
 from ingest.schema import COLUMNS
 
@@ -200,7 +201,7 @@ def write_batch(
     for tmp, final in pending:
         os.replace(tmp, final)
     for folder in {final.parent for _, final in pending} | created:
-        lake_layout.fsync_dir(folder)
+        fsync_dir(folder)
     return BatchFiles([final for _, final in pending], rows, len(letters))
 
 
