@@ -83,13 +83,11 @@ def config_hash(training: Any) -> str:
 
 
 def candidate_version(snapshot_id: str, base_version: str, training: Any) -> str:
-    """``kto-<snapshot>-<base>-<config>``: a retried round finds its candidate instead of retraining."""
+    """``kto-<snapshot>-b<base hash>-c<config hash>``: a retried round finds its candidate.
 
-    def clean(text: str, size: int) -> str:
-        text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._") or "x"
-        if len(text) <= size:
-            return text
-        digest = hashlib.sha256(text.encode()).hexdigest()[:6]
-        return f"{text[: size - 7]}-{digest}"
-
-    return f"kto-{clean(snapshot_id, 20)}-{clean(base_version, 28)}-{config_hash(training)}"
+    The base enters as a hash so names keep one length round after round (a base name would
+    nest the previous candidate's name); the manifest and model card name the base in full.
+    """
+    snap = re.sub(r"[^A-Za-z0-9]+", "", snapshot_id.removeprefix("snap-"))[:16] or "x"
+    base = hashlib.sha256(base_version.encode()).hexdigest()[:8]
+    return f"kto-{snap}-b{base}-c{config_hash(training)}"
