@@ -100,3 +100,25 @@ def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(broker_config, 
     disk = offsets_on_disk(lake)
     for tp, offset in committed(config).items():
         assert disk.get(tp, []) == list(range(offset)), tp
+
+
+def test_a_second_signal_exits_at_once_without_flushing():
+    # The service's own handlers, in a fresh interpreter: the first SIGTERM only asks the loop to
+    # finish; the second must end the process at once (128 + signal), running nothing after it.
+    code = (
+        "import os, signal, threading, time\n"
+        "from ingest.service import _install_signals\n"
+        "stop = threading.Event()\n"
+        "_install_signals(stop)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.2)\n"
+        "assert stop.is_set(), 'the first signal did not ask the loop to stop'\n"
+        "print('first signal: stopping', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(5)\n"
+        "print('still running', flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.decode()[-2000:]
+    assert b"first signal: stopping" in proc.stdout
+    assert b"still running" not in proc.stdout
