@@ -158,7 +158,7 @@ class Simulation:
             stats.approved += happy
             feedback.extend(self._reactions(prompt, completion, trace_id, user, happy, served_at, stats))
         stats.records += self._send_due(feedback, start, end, stats)
-        stats.records += self._malformed(requests, start, stats)
+        stats.records += self._malformed(requests, stats)
         self.producer.flush()
         return stats
 
@@ -216,29 +216,16 @@ class Simulation:
                 sent += 1
         return sent
 
-    def _malformed(self, requests: int, start: dt.datetime, stats: DayStats) -> int:
+    def _malformed(self, requests: int, stats: DayStats) -> int:
+        from flywheel.simulate import MALFORMED_KINDS, malformed
+
+        # Every kind `flywheel simulate` sends but "oversize": a record past the ingest limit is
+        # also past the producer's default max_request_size, and the app's producer keeps it.
+        kinds = [k for k in MALFORMED_KINDS if k != "oversize"]
         count = max(1, round(requests * self.habits.malformed))
-        when = start.isoformat()
-        samples = [
-            (self.kafka.traces_topic, b'{"trace_id": "t-broken", "prompt": "what is'),
-            (
-                self.kafka.traces_topic,
-                json.dumps({"trace_id": "t-no-completion", "event_time": when}).encode(),
-            ),
-            (
-                self.kafka.feedback_topic,
-                json.dumps({"event_id": "e1", "trace_id": "t1", "label": "meh"}).encode(),
-            ),
-            (self.kafka.feedback_topic, b"\xff\xfe not utf-8"),
-            (
-                self.kafka.feedback_topic,
-                json.dumps(
-                    {"event_id": "e2", "trace_id": "t2", "event_time": "yesterday", "label": "up"}
-                ).encode(),
-            ),
-        ]
         for i in range(count):
-            topic, value = samples[(i + stats.day) % len(samples)]
+            kind = kinds[(i + stats.day) % len(kinds)]
+            topic, value = malformed(kind, self.rng, self.kafka.traces_topic, self.kafka.feedback_topic, 0)
             self.producer.send_raw(topic, value)
         stats.malformed += count
         return count
