@@ -36,20 +36,10 @@ _TS_US = pa.timestamp("us", tz="UTC")
 _NULL_MEMBER = re.compile(rb":\s*null\b")
 # Characters JSON must escape: tag values holding them are serialized the slow way.
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+# Every column a string in the event, in schema order: derived, so it cannot drift from the contract.
+_NOT_PLAIN_STRINGS = {"prompt", "prompt_format", "tags", "schema_version", "extra"}
 _STRING_FIELDS = {
-    "traces": ("trace_id", "event_time", "model_version", "completion", "session_id", "user_id"),
-    "feedback": (
-        "event_id",
-        "trace_id",
-        "event_time",
-        "kind",
-        "label",
-        "edited_completion",
-        "user_id",
-        "comment",
-        "completion",
-        "model_version",
-    ),
+    stream: tuple(c for c in columns if c not in _NOT_PLAIN_STRINGS) for stream, columns in COLUMNS.items()
 }
 _REQUIRED = {"traces": ("trace_id", "model_version"), "feedback": ("event_id", "trace_id")}
 # prompt (string or messages) and tags (an object) are left for Arrow to infer, then checked.
