@@ -303,14 +303,14 @@ def duckdb_core(lake: Path, out: Path) -> dict[str, int]:
 
     from curation.pipeline import Window, connect, run_pipeline
     from curation.run import parse_as_of
-    from curation.snapshot import export_splits
+    from curation.snapshot import write_splits
     from flywheel.config import defaults
 
     cfg = defaults().curation
     out.mkdir(parents=True, exist_ok=True)
     con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
     result = run_pipeline(con, lake, cfg, Window.build(parse_as_of(AS_OF), cfg), None)
-    export_splits(con, out)
+    write_splits(con, out, result.params, cfg.snapshot_compression)
     return {"train": result.counts["train"], "eval": result.counts["eval"]}
 
 

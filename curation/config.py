@@ -9,6 +9,7 @@ from flywheel.config import setting
 CONFLICT_POLICIES = ("majority", "drop", "keep")
 TIE_POLICIES = ("drop", "keep")
 BALANCE_MODES = ("weights", "downsample")
+SNAPSHOT_CODECS = ("snappy", "zstd", "lz4_raw")
 # Data-quality expectations that may be made critical (stop the round) or left as warnings.
 DQ_CHECKS = (
     "raw_required_not_null",
@@ -57,7 +58,10 @@ class CurationConfig:
     eval_fraction: float = setting(0.1, "share of sessions (else traces) held out for evaluation")
     seed: int = setting(0, "salts the split, caps and downsampling: same seed, same snapshot")
     threads: int = setting(2, "DuckDB worker threads")
-    memory_limit: str = setting("2GB", "DuckDB memory limit (spills to disk beyond it)")
+    memory_limit: str = setting("2.5GB", "DuckDB memory limit (spills to disk beyond it)")
+    snapshot_compression: str = setting(
+        "snappy", "Parquet codec of train/eval: snappy (fastest to write), zstd (smallest) or lz4_raw"
+    )
     critical_checks: tuple[str, ...] = setting(
         (
             "raw_required_not_null",
@@ -91,6 +95,10 @@ class CurationConfig:
             problems.append(f"tie_policy must be one of {TIE_POLICIES}, got {self.tie_policy!r}")
         if self.balance not in BALANCE_MODES:
             problems.append(f"balance must be one of {BALANCE_MODES}, got {self.balance!r}")
+        if self.snapshot_compression not in SNAPSHOT_CODECS:
+            problems.append(
+                f"snapshot_compression must be one of {SNAPSHOT_CODECS}, got {self.snapshot_compression!r}"
+            )
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         for name in ("max_age_days", "trace_lookback_days", "keep_last_champions", "max_per_prompt"):

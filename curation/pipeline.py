@@ -1,9 +1,12 @@
 """Runs the SQL chain in ``sql/`` over the raw lake and counts the rows after every step.
 
 Each ``NN_name.sql`` makes one table from the previous ones (edits, conflicts and filters run
-as CTEs of one statement). The early steps carry only keys, hashes, lengths and file positions;
-the text is read once, at the end, for the rows that made it (``12_fetch.sql``), and written to
-a Parquet file in export order: the plan that keeps memory flat at 10 M events.
+as CTEs of one statement). The text is read twice, as a stream, and never held: once to hash and
+measure it (``03``, ``05``), and once, for the rows that made it, on its way into the snapshot
+(``13_fetch.sql``, run by :func:`curation.snapshot.write_splits`). In between, the steps carry
+numbers: hashes, lengths, flags and file positions, about 100 bytes a row, so 10 M events fit in
+memory without spilling. Rows are only sorted where a group holds more than one (copies of an
+event, a user's several votes, groups over a cap).
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def used_params(text: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters ``text`` names: DuckDB rejects parameters a statement does not use."""
+    return {name: params[name] for name in set(_PARAM.findall(text))}
+
+
 def _bind(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
-    # DuckDB rejects parameters a statement does not use, so pass only the ones it names.
-    used = {name: params[name] for name in set(_PARAM.findall(text))}
-    return con.execute(text, used)
+    return con.execute(text, used_params(text, params))
 
 
 def _table(con: duckdb.DuckDBPyConnection, table: str, name: str, params: dict[str, Any]) -> None:
@@ -105,7 +111,7 @@ def _source(
 ) -> dict[str, int]:
     files, older_rows, older_files = window_files(lake, stream, first, last)
     # `_pos` names one row of one file in one BIGINT (file index, row number in it): the early steps
-    # carry it instead of the Kafka coordinates, and 12_fetch.sql reads the text back by it.
+    # carry it instead of the Kafka coordinates, and 13_fetch.sql reads the text back by it.
     if files:
         # a view cannot take parameters: the file list goes in as quoted literals
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
@@ -124,30 +130,13 @@ def _source(
     }
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
-    """View ``out``: the snapshot's rows with their text, kept in a Parquet file in the spill folder.
-
-    At 10 M events the text is several GB: held in a table it spilled, and the export sorted it
-    again. Written once, sorted in the export's order (``14_export.sql``), it streams to disk
-    and the export copies it in order without another sort.
-    """
-    folder = Path(_scalar(con, "SELECT current_setting('temp_directory')"))
-    target = str(folder / "out.parquet").replace("'", "''")
-    used = {name: params[name] for name in set(_PARAM.findall(load_sql("12_fetch")))}
-    con.execute(
-        f"COPY ({load_sql('12_fetch')}\nORDER BY split, event_time, trace_id, source, event_id)"
-        f" TO '{target}' (FORMAT parquet, COMPRESSION snappy)",
-        used,
-    )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW out AS SELECT * FROM read_parquet('{target}')")
-
-
 @dataclasses.dataclass
 class Result:
     counts: dict[str, int]
     inputs: dict[str, Any]
     balance: Balance
     class_counts: dict[str, dict[str, int]]
+    params: dict[str, Any]
 
 
 def run_pipeline(
@@ -157,7 +146,8 @@ def run_pipeline(
     window: Window,
     versions: list[str] | None,
 ) -> Result:
-    """Build table ``out`` (the snapshot's rows, with a ``split`` column) and count every step."""
+    """Build table ``final_rows`` (the snapshot's rows as keys, with a ``split`` column) and count
+    every step; :func:`curation.snapshot.write_splits` reads their text and writes them."""
     first = window.cutoff.date()
     last = window.as_of.date()
     inputs = _source(con, lake, "feedback", first, last)
@@ -186,19 +176,23 @@ def run_pipeline(
     c["read"], c["after_as_of"] = int(row[0]), int(row[1])
     c["aged_out_by_date_folders"] = inputs["feedback_older_rows"]
 
-    _table(con, "fb", "02_feedback", params)
-    c["after_dedupe"] = _scalar(con, "SELECT count(*) FROM fb")
-    c["duplicates"] = c["read"] - c["after_dedupe"]
-    _table(con, "latest", "03_latest", params)
-    con.execute("DROP TABLE fb")
-    c["after_latest_action"] = _scalar(con, "SELECT count(*) FROM latest")
-    c["superseded"] = c["after_dedupe"] - c["after_latest_action"]
-    c["after_age_date"] = _scalar(con, "SELECT count(*) FROM latest WHERE recent")
-    c["aged_out_by_date"] = c["after_latest_action"] - c["after_age_date"]
+    _table(con, "fb_all", "02_feedback", params)
+    _table(con, "fb_text", "03_feedback_text", params)
+    _table(con, "dropped", "04_latest", params)
+    dropped = _grouped(con, "dropped", "reason")
+    c["duplicates"] = dropped.get("duplicate", 0)
+    c["after_dedupe"] = c["read"] - c["duplicates"]
+    c["superseded"] = dropped.get("superseded", 0)
+    c["after_latest_action"] = c["after_dedupe"] - c["superseded"]
+    c["aged_out_by_date"] = _scalar(
+        con,
+        "SELECT count(*) FROM fb_all AS f ANTI JOIN dropped AS d ON f.fb_pos = d.fb_pos WHERE NOT f.recent",
+    )
+    c["after_age_date"] = c["after_latest_action"] - c["aged_out_by_date"]
 
-    _table(con, "tr", "04_traces", params)
-    _table(con, "joined", "05_joined", params)
-    con.execute("DROP TABLE latest; DROP TABLE tr")
+    _table(con, "tr", "05_traces", params)
+    _table(con, "joined", "06_joined", params)
+    con.execute("DROP TABLE fb_all; DROP TABLE fb_text; DROP TABLE dropped; DROP TABLE tr")
     status = _grouped(con, "joined", "status")
     for key in ("joined", "self_contained", "pending", "orphaned", "invalid"):
         c[key] = status.get(key, 0)
@@ -209,11 +203,11 @@ def run_pipeline(
     c["aged_out_by_version"] = c["after_join"] - c["after_age_version"]
     c["edits"] = _scalar(
         con,
-        "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND kind = 'edit'",
+        "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND is_edit",
     )
 
-    # edits, conflicts and filters in one statement; 08_filters.sql keeps a conflict's verdict as reason
-    _chained(con, "filtered", {"rows": "06_rows", "resolved": "07_conflicts"}, "08_filters", params)
+    # edits, conflicts and filters in one statement; 09_filters.sql keeps a conflict's verdict as reason
+    _chained(con, "filtered", {"rows": "07_rows", "resolved": "08_conflicts"}, "09_filters", params)
     con.execute("DROP TABLE joined")
     reason = _grouped(con, "filtered", "reason")
     c["after_edits"] = sum(reason.values())
@@ -227,14 +221,14 @@ def run_pipeline(
     c["dropped_too_long"] = reason.get("too_long", 0)
     c["after_filters"] = reason.get("ok", 0)
 
-    _table(con, "capped", "09_caps", params)
+    _table(con, "capped", "10_caps", params)
     con.execute("DROP TABLE filtered")
     reason = _grouped(con, "capped", "reason")
     c["capped_per_prompt"] = c["after_filters"] - sum(reason.values())
     c["capped_per_user"] = reason.get("cap_user", 0)
     c["after_caps"] = reason.get("ok", 0)
 
-    _table(con, "split_rows", "10_split", params)
+    _table(con, "split_rows", "11_split", params)
     con.execute("DROP TABLE capped")
     c["moved_to_train_shared_prompt"] = _scalar(
         con, "SELECT count(*) FROM split_rows WHERE hashed_eval AND split = 'train'"
@@ -248,28 +242,24 @@ def run_pipeline(
     params["keep_up"] = bal.keep_desirable if downsample else _NO_LIMIT
     params["keep_down"] = bal.keep_undesirable if downsample else _NO_LIMIT
     if downsample:
-        _table(con, "final_rows", "11_balance", params)
+        _table(con, "final_rows", "12_balance", params)
         con.execute("DROP TABLE split_rows")
     else:  # weights leave every row in place: no need to rank them
         con.execute("ALTER TABLE split_rows RENAME TO final_rows")
     c["after_balance"] = _scalar(con, "SELECT count(*) FROM final_rows")
     c["downsampled"] = c["after_caps"] - c["after_balance"]
 
-    _fetch(con, params)
-    con.execute("DROP TABLE final_rows")
     class_counts: dict[str, dict[str, int]] = {
         s: {"desirable": 0, "undesirable": 0} for s in ("train", "eval")
     }
-    pii = [0, 0, 0, 0]
-    for s, lab, n, *kinds in con.execute(
-        "SELECT split, label, count(*), count_if(has_email), count_if(has_card), count_if(has_ip),"
-        " count_if(has_phone) FROM out GROUP BY ALL"
-    ).fetchall():
+    for s, lab, n in con.execute("SELECT split, label, count(*) FROM final_rows GROUP BY ALL").fetchall():
         class_counts[s]["desirable" if lab else "undesirable"] = int(n)
-        pii = [a + int(b) for a, b in zip(pii, kinds, strict=True)]
-    c["pii_email"], c["pii_card"], c["pii_ip"], c["pii_phone"] = pii
     c["train"] = sum(class_counts["train"].values())
     c["eval"] = sum(class_counts["eval"].values())
     return Result(
-        counts={k: int(v) for k, v in c.items()}, inputs=inputs, balance=bal, class_counts=class_counts
+        counts={k: int(v) for k, v in c.items()},
+        inputs=inputs,
+        balance=bal,
+        class_counts=class_counts,
+        params=params,
     )

@@ -23,10 +23,11 @@ from curation.snapshot import (
     MANIFEST,
     content_digest,
     curated_root,
-    export_splits,
+    pii_counts,
     publish,
     reject,
     write_json,
+    write_splits,
 )
 from flywheel.config import write_resolved
 from flywheel.registry import Registry
@@ -125,14 +126,15 @@ def _build(
         "desirable_weight": result.balance.desirable_weight,
         "undesirable_weight": result.balance.undesirable_weight,
     }
-    snapshot_id, basis = content_digest(con, weights)
+    snapshot_id, basis = content_digest(con, weights, cfg.redact_pii)
     final = root / snapshot_id
     if (final / MANIFEST).is_file():
         return final  # immutable: the same rows were curated before
 
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{snapshot_id}-", dir=root))
     try:
-        hashes = export_splits(con, staging)
+        hashes = write_splits(con, staging, result.params, cfg.snapshot_compression)
+        counts.update(pii_counts(con))
         checks = _report(config, con, staging, snapshot_id, counts, window, [version_note])
         manifest = {
             "snapshot_id": snapshot_id,

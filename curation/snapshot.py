@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from curation.errors import CurationError
-from curation.pipeline import load_sql
+from curation.pipeline import load_sql, used_params
 from flywheel.fsutil import sha256_file
 
 MANIFEST = "manifest.json"
@@ -32,34 +32,76 @@ def curated_root(lake: str | os.PathLike[str]) -> Path:
     return Path(lake) / "curated"
 
 
-def content_digest(con: duckdb.DuckDBPyConnection, weights: dict[str, float]) -> tuple[str, dict[str, Any]]:
-    """The snapshot id and what it was derived from (rows per split, their digests, the KTO weights)."""
+def content_digest(
+    con: duckdb.DuckDBPyConnection, weights: dict[str, float], redact: bool
+) -> tuple[str, dict[str, Any]]:
+    """The snapshot id and what it was derived from: the rows per split and their digests (taken
+    from ``final_rows`` before the text is read, see 14_content_hash.sql), the code that turns
+    them into text (the fetch and redaction SQL, and whether it redacts), and the KTO weights."""
     parts = {
         split: {"rows": int(n), "xor": x, "sum": s}
-        for split, n, x, s in con.execute(load_sql("13_content_hash")).fetchall()
+        for split, n, x, s in con.execute(load_sql("14_content_hash")).fetchall()
     }
+    code = hashlib.sha256((load_sql("00_macros") + load_sql("13_fetch")).encode()).hexdigest()[:16]
     # DuckDB's hash() may change between versions: a different version must give a different id.
-    basis = {"format": FORMAT_VERSION, "duckdb": duckdb.__version__, "splits": parts, "kto": weights}
+    basis = {
+        "format": FORMAT_VERSION,
+        "duckdb": duckdb.__version__,
+        "splits": parts,
+        "kto": weights,
+        "fetch_sql": code,
+        "redact_pii": redact,
+    }
     digest = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
     return f"snap-{digest[:16]}", basis
 
 
-def export_splits(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, str]:
-    """Write train.parquet and eval.parquet (zstd); returns their sha256."""
-    query = load_sql("14_export")
+def write_splits(
+    con: duckdb.DuckDBPyConnection, folder: Path, params: dict[str, Any], compression: str
+) -> dict[str, str]:
+    """Read the text of the rows in ``final_rows`` and write ``train.parquet`` and
+    ``eval.parquet`` (13_fetch.sql, one COPY per split); returns their sha256. ``final_rows`` is
+    narrowed to what the fetch needs first. Afterwards view ``out`` reads both files back with a
+    ``split`` column (for the report).
+
+    Row order inside a file is not part of the contract (the content digest is order-free, and
+    training and evals order rows by their own keys): leaving it free lets the copy run on every
+    thread without a sort of the text. One COPY per split, not one COPY partitioned by split:
+    DuckDB 2.0's partitioned write took 3x as long and ran out of memory at 10 M rows.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE final_rows AS"
+        " SELECT fb_pos, t_pos, from_trace, source, label, split FROM final_rows"
+    )
+    sql = load_sql("13_fetch")
     hashes = {}
-    # `out` is stored in the export's row order (pipeline._fetch): keeping that order is a copy,
-    # where an ORDER BY here would sort every text again.
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        for split in SPLITS:
-            target = folder / f"{split}.parquet"
-            literal = str(target).replace("'", "''")
-            con.execute(f"COPY ({query}) TO '{literal}' (FORMAT parquet, COMPRESSION zstd)", {"split": split})
-            hashes[f"{split}.parquet"] = sha256_file(target)
-    finally:
-        con.execute("SET preserve_insertion_order = false")
+    for split in SPLITS:
+        target = folder / f"{split}.parquet"
+        literal = str(target).replace("'", "''")
+        con.execute(
+            f"COPY ({sql}) TO '{literal}' (FORMAT parquet, COMPRESSION {compression},"
+            " STRING_DICTIONARY_PAGE_SIZE_LIMIT 1)",
+            used_params(sql, params | {"split": split}),
+        )
+        hashes[f"{split}.parquet"] = sha256_file(target)
+    train, eval_ = (str(folder / f"{s}.parquet").replace("'", "''") for s in SPLITS)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW out AS SELECT *, 'train' AS split FROM read_parquet('{train}')"
+        f" UNION ALL SELECT *, 'eval' AS split FROM read_parquet('{eval_}')"
+    )
     return hashes
+
+
+def pii_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows in which each PII kind was redacted (from the snapshot's ``redacted`` column)."""
+    row = con.execute(
+        "SELECT count_if(contains(redacted, 'email')), count_if(contains(redacted, 'card')),"
+        " count_if(contains(redacted, 'ip')), count_if(contains(redacted, 'phone')) FROM out"
+    ).fetchone()
+    assert row is not None
+    return dict(
+        zip(("pii_email", "pii_card", "pii_ip", "pii_phone"), (int(v or 0) for v in row), strict=True)
+    )
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -48,6 +48,10 @@ def load_eval(snapshot: Path, max_rows: int, seed: int) -> pd.DataFrame:
         if col not in frame.columns:
             frame[col] = default
     frame["label"] = labels
+    # A snapshot's row order is not part of its contract: order by the rows' own keys, so the
+    # sample (and every figure drawn from it) is the same however the file was written.
+    keys = [c for c in ("event_id", "source", "trace_id", "prompt", "completion") if c in frame.columns]
+    frame = frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)
     return frame.reset_index(drop=True)

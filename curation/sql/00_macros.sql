@@ -28,3 +28,14 @@ CREATE OR REPLACE TEMP MACRO trimmed_length(s) AS
             THEN length(trim(s, ' ' || chr(9) || chr(10) || chr(13)))
         ELSE length(s)
     END;
+-- Length checks that read as little of the text as they can: strlen() is the byte count, O(1),
+-- and a text has at least a quarter as many characters as bytes; length() counts characters.
+CREATE OR REPLACE TEMP MACRO longer_than(s, n) AS
+    strlen(s) > n AND length(s) > n;
+CREATE OR REPLACE TEMP MACRO shorter_than(s, n) AS
+    CASE
+        WHEN strlen(s) >= 4 * n AND NOT (starts_with(s, ' ') OR ends_with(s, ' ') OR starts_with(s, chr(10))
+            OR ends_with(s, chr(10)) OR starts_with(s, chr(9)) OR ends_with(s, chr(9))
+            OR starts_with(s, chr(13)) OR ends_with(s, chr(13))) THEN false
+        ELSE trimmed_length(s) < n
+    END;

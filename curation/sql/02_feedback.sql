@@ -1,31 +1,30 @@
--- One row per event_id (a retried send reuses it): the first copy to land wins.
--- Only keys, hashes and lengths are kept: the text stays on disk until 12_fetch.sql.
+-- Every feedback action known at --as-of, one row per copy, as numbers and flags only (about
+-- 60 bytes a row, so 10 M actions stay in memory): hashed keys, what the later steps decide on,
+-- and the row's place in the files (`fb_pos`, see pipeline._source). The strings stay on disk:
+-- 03 hashes the few texts feedback carries itself, 04 reads the real keys of the few rows that
+-- share a key, and 13_fetch.sql reads the snapshot's strings back by position.
 WITH
 known_then AS (
-    SELECT
-        event_id, trace_id, user_id, event_time, coalesce(kind, 'thumb') AS kind, label, model_version,
-        prompt IS NOT NULL AND completion IS NOT NULL AND model_version IS NOT NULL AS self_contained,
-        hash(prompt) AS fb_ph, hash(completion) AS fb_ch,
-        -- lengths fit 32 bits: half the width of length()'s BIGINT in every table below
-        length(prompt)::INTEGER AS fb_plen, trimmed_length(prompt)::INTEGER AS fb_ptrim,
-        length(completion)::INTEGER AS fb_clen, trimmed_length(completion)::INTEGER AS fb_ctrim,
-        hash(edited_completion) AS eh, length(edited_completion)::INTEGER AS elen,
-        trimmed_length(edited_completion)::INTEGER AS etrim,
-        -- the winner's place in the files (one BIGINT, see pipeline._source) lets 12_fetch.sql read
-        -- exactly this copy's text; the Kafka coordinates only order the copies
-        _pos AS fb_pos, _ingested_at, _topic, _partition, _offset
+    SELECT *, coalesce(kind, 'thumb') AS k, coalesce(user_id, 'anonymous:' || event_id) AS user_key
     FROM feedback_src
     WHERE event_time <= $as_of AND _ingested_at <= $as_of
-),
-deduped AS (
-    -- row_number() measured faster here than arg_min() over the whole row (1.4 s against 6.5 s per 1 M)
-    SELECT *
-    FROM known_then
-    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _ingested_at, _topic, _partition, _offset) = 1
 )
 SELECT
-    * EXCLUDE (_ingested_at, _topic, _partition, _offset),
+    hash(event_id) AS e_key,
     -- an anonymous action is its own user: it cannot overrule anyone
-    coalesce(user_id, 'anonymous:' || event_id) AS user_key,
-    event_time >= $cutoff AS recent
-FROM deduped
+    hash(user_key, trace_id) AS g_key,
+    -- the trace, by two independent 64-bit hashes: a join on 128 bits cannot meet a collision
+    hash(trace_id) AS t1, hash('trace', trace_id) AS t2,
+    -- the user, for the cap per user (two users share a cap only if their 64-bit hashes collide)
+    hash(user_key) AS uk,
+    k = 'edit' AS is_edit,
+    label = 'up' AS up,
+    CASE WHEN k = 'thumb' THEN coalesce(label IN ('up', 'down'), false) ELSE k = 'edit' END AS valid,
+    prompt IS NOT NULL AND completion IS NOT NULL AND model_version IS NOT NULL AS self_contained,
+    coalesce($keep_all_versions OR list_contains($versions, model_version), false) AS fb_on_policy,
+    event_time >= $cutoff AS recent,
+    event_time > $grace_cutoff AS in_grace,
+    -- what the snapshot row takes from this action (14_content_hash.sql)
+    hash(event_id, trace_id, user_id, event_time, prompt_format, model_version) AS fb_row,
+    _pos AS fb_pos
+FROM known_then

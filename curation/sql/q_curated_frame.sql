@@ -2,7 +2,7 @@
 -- all of them up to $limit, else a stable subset.
 SELECT
     split, label, trace_id, event_time, model_version, source,
-    length(prompt) AS prompt_chars, length(completion) AS completion_chars
+    prompt_chars, completion_chars
 FROM out
 ORDER BY hash(event_id, source), event_id, source
 LIMIT $limit

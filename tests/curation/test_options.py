@@ -10,6 +10,7 @@ import pytest
 
 from curation.pipeline import Result, Window, connect, run_pipeline
 from curation.run import parse_as_of
+from curation.snapshot import pii_counts, write_splits
 from tests.curation.conftest import make_config
 from tests.curation.lakes import LakeBuilder
 
@@ -24,6 +25,10 @@ def _curate(
     con = connect(cfg, tmp_path)
     try:
         result = run_pipeline(con, tmp_path / "lake", cfg, Window.build(parse_as_of(AS_OF), cfg), versions)
+        out = tmp_path / "snapshot"
+        out.mkdir()
+        write_splits(con, out, result.params, cfg.snapshot_compression)
+        result.counts.update(pii_counts(con))
         rows = con.execute("SELECT * FROM out ORDER BY trace_id, source, user_id").df().to_dict("records")
     finally:
         con.close()
@@ -161,6 +166,16 @@ def test_pii_kinds_are_redacted_and_counted(tmp_path: Path) -> None:
         "T5": "version 1.2 of the 2026 report",
     }
     assert [result.counts[f"pii_{k}"] for k in ("email", "ip", "phone", "card")] == [1, 1, 1, 1]
+    # the audit columns: what was redacted in each row, and the lengths after redaction
+    assert {r["trace_id"]: r["redacted"] for r in rows} == {
+        "T1": "email",
+        "T2": "ip",
+        "T3": "phone",
+        "T4": "card",
+        "T5": "",
+    }
+    assert all(r["prompt_chars"] == len(r["prompt"]) for r in rows)
+    assert all(r["completion_chars"] == len(r["completion"]) for r in rows)
     _, kept = _curate(tmp_path / "off", b, **{"curation.redact_pii": False})
     assert {r["prompt"] for r in kept} == {p for p, _ in texts.values()}
 

@@ -2,7 +2,7 @@
 -- train rows by the seeded rank; eval keeps its natural class mix.
 WITH
 ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY split, label ORDER BY rk, event_id, source) AS class_rank
+    SELECT *, row_number() OVER (PARTITION BY split, label ORDER BY rk, fb_pos, source) AS class_rank
     FROM split_rows
 )
 SELECT * EXCLUDE (class_rank)

@@ -7,7 +7,7 @@ kept AS (
 hashed AS (
     SELECT
         *,
-        hash($seed, coalesce(session_id, trace_id)) % 1000000 < $eval_ppm
+        split_key % 1000000 < $eval_ppm
             AS hashed_eval
     FROM kept
 ),

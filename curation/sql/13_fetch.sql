@@ -1,0 +1,88 @@
+-- The snapshot's rows with their text, read back by file position for the rows that made it, with
+-- PII redacted, for one split ($split). snapshot.write_splits writes it straight into the snapshot.
+-- The rows (narrow) are the build side of the joins; the text is only ever on the probe side, so
+-- it streams from the lake files to the snapshot files and is never held, sorted or spilled.
+WITH
+-- What each row takes from its action (by position), for rows whose text is in a trace.
+keys AS (
+    SELECT
+        k.t_pos, k.source, k.label, b.event_id, b.user_id, b.event_time,
+        CASE WHEN k.source = 'edit' THEN b.edited_completion END AS edited
+    FROM feedback_src AS b
+    JOIN final_rows AS k ON b._pos = k.fb_pos
+    WHERE k.from_trace AND k.split = $split
+),
+from_traces AS (
+    SELECT
+        t.prompt AS prompt_raw, coalesce(t.prompt_format, 'text') AS prompt_format,
+        coalesce(k.edited, t.completion) AS completion_raw,
+        k.label, t.trace_id, t.model_version, k.event_time, k.source, t.session_id,
+        coalesce(k.user_id, t.user_id) AS user_id, coalesce(t.tags, '{}') AS tags, k.event_id
+    FROM traces_src AS t
+    JOIN keys AS k ON t._pos = k.t_pos
+),
+-- Self-contained feedback brings its own text.
+self_contained AS (
+    SELECT
+        b.prompt AS prompt_raw, coalesce(b.prompt_format, 'text') AS prompt_format,
+        CASE WHEN k.source = 'edit' THEN b.edited_completion ELSE b.completion END AS completion_raw,
+        k.label, b.trace_id, b.model_version, b.event_time, k.source, NULL::VARCHAR AS session_id,
+        b.user_id, '{}' AS tags, b.event_id
+    FROM feedback_src AS b
+    JOIN final_rows AS k ON b._pos = k.fb_pos
+    WHERE NOT k.from_trace AND k.split = $split
+),
+assembled AS (
+    SELECT * FROM from_traces
+    UNION ALL
+    SELECT * FROM self_contained
+),
+flagged AS (
+    SELECT
+        *,
+        $redact AND (pii_candidate(prompt_raw) OR pii_candidate(completion_raw)) AS candidate
+    FROM assembled
+),
+-- Only candidates go through the four redaction stages (CASE evaluates a branch only for its rows,
+-- and `candidate` is computed once: a WHERE on it would be pushed down and evaluated per branch);
+-- a stage that changed a text found its kind.
+emails AS (
+    SELECT
+        *,
+        CASE WHEN candidate THEN redact_email(prompt_raw) ELSE prompt_raw END AS p1,
+        CASE WHEN candidate THEN redact_email(completion_raw) ELSE completion_raw END AS c1
+    FROM flagged
+),
+cards AS (
+    SELECT
+        *,
+        CASE WHEN candidate THEN redact_card(p1) ELSE p1 END AS p2,
+        CASE WHEN candidate THEN redact_card(c1) ELSE c1 END AS c2
+    FROM emails
+),
+ips AS (
+    SELECT
+        *,
+        CASE WHEN candidate THEN redact_ip(p2) ELSE p2 END AS p3,
+        CASE WHEN candidate THEN redact_ip(c2) ELSE c2 END AS c3
+    FROM cards
+),
+phones AS (
+    SELECT
+        *,
+        CASE WHEN candidate THEN redact_phone(p3) ELSE p3 END AS p4,
+        CASE WHEN candidate THEN redact_phone(c3) ELSE c3 END AS c4
+    FROM ips
+)
+SELECT
+    p4 AS prompt, prompt_format, c4 AS completion,
+    label, trace_id, model_version, event_time, source, session_id, user_id, tags, event_id,
+    -- audit columns: lengths after redaction, and the PII kinds redacted in the row
+    length(p4)::INTEGER AS prompt_chars, length(c4)::INTEGER AS completion_chars,
+    CASE WHEN candidate THEN concat_ws(',',
+        CASE WHEN p1 IS DISTINCT FROM prompt_raw OR c1 IS DISTINCT FROM completion_raw THEN 'email' END,
+        CASE WHEN p2 IS DISTINCT FROM p1 OR c2 IS DISTINCT FROM c1 THEN 'card' END,
+        CASE WHEN p3 IS DISTINCT FROM p2 OR c3 IS DISTINCT FROM c2 THEN 'ip' END,
+        CASE WHEN p4 IS DISTINCT FROM p3 OR c4 IS DISTINCT FROM c3 THEN 'phone' END
+    ) ELSE '' END AS redacted
+FROM phones
