@@ -94,6 +94,9 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
             hint="run `flywheel ingest` first, or point --lake at the lake it writes",
         )
     window = Window.build(parse_as_of(as_of), cfg)
+    from curation import quality
+
+    quality.preload()
     versions, version_note = on_policy_versions(
         Registry(config.paths.registry).history(), cfg.keep_last_champions
     )
