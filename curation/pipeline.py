@@ -50,6 +50,11 @@ def load_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def sql_literal(value: str | Path) -> str:
+    """``value`` as a quoted SQL string literal (for file names, which a view or COPY cannot bind)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def used_params(text: str, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters ``text`` names: DuckDB rejects parameters a statement does not use."""
     return {name: params[name] for name in set(_PARAM.findall(text))}
@@ -114,7 +119,7 @@ def _source(
     # carry it instead of the Kafka coordinates, and 13_fetch.sql reads the text back by it.
     if files:
         # a view cannot take parameters: the file list goes in as quoted literals
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        listed = ", ".join(sql_literal(f) for f in files)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {stream}_src AS SELECT *,"
             " (file_index::BIGINT << 40) | file_row_number AS _pos"

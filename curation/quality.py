@@ -79,24 +79,27 @@ def _severity(cfg: CurationConfig, check: str) -> str:
     return "critical" if check in cfg.critical_checks else "warning"
 
 
-def preload() -> threading.Thread:
+def _import_gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    return gx
+
+
+def preload() -> None:
     """Import GX on a thread of its own (~6 s here) while DuckDB, which releases the GIL, runs the
     chain; :func:`run_suite` then finds it imported. A failed import is left for run_suite to
     raise, where it says what went wrong."""
 
     def load() -> None:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
         with contextlib.suppress(Exception):
-            import great_expectations  # noqa: F401
+            _import_gx()
 
-    thread = threading.Thread(target=load, name="gx-import", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=load, name="gx-import", daemon=True).start()
 
 
 def _context(docs: Path) -> Any:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")

@@ -19,11 +19,16 @@ from typing import Any
 import duckdb
 
 from curation.errors import CurationError
-from curation.pipeline import load_sql, used_params
+from curation.pipeline import load_sql, sql_literal, used_params
 from flywheel.fsutil import sha256_file
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
+# The kinds the fetch redacts, as named in the snapshot's `redacted` column (13_fetch.sql).
+PII_KINDS = ("email", "card", "ip", "phone")
+# Row order inside a snapshot file is not part of the contract; readers that need a stable order
+# (training's seeded shuffle, the gate's sample) sort by these columns, those the file has.
+ROW_ORDER = ("event_id", "source", "trace_id", "prompt", "completion")
 # Bump when the meaning of a snapshot's rows changes, so old and new never share an id.
 FORMAT_VERSION = 1
 
@@ -77,31 +82,28 @@ def write_splits(
     hashes = {}
     for split in SPLITS:
         target = folder / f"{split}.parquet"
-        literal = str(target).replace("'", "''")
         con.execute(
-            f"COPY ({sql}) TO '{literal}' (FORMAT parquet, COMPRESSION {compression},"
+            f"COPY ({sql}) TO {sql_literal(target)} (FORMAT parquet, COMPRESSION {compression},"
             " STRING_DICTIONARY_PAGE_SIZE_LIMIT 1)",
             used_params(sql, params | {"split": split}),
         )
         hashes[f"{split}.parquet"] = sha256_file(target)
-    train, eval_ = (str(folder / f"{s}.parquet").replace("'", "''") for s in SPLITS)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW out AS SELECT *, 'train' AS split FROM read_parquet('{train}')"
-        f" UNION ALL SELECT *, 'eval' AS split FROM read_parquet('{eval_}')"
+        "CREATE OR REPLACE TEMP VIEW out AS "
+        + " UNION ALL ".join(
+            f"SELECT *, '{split}' AS split FROM read_parquet({sql_literal(folder / f'{split}.parquet')})"
+            for split in SPLITS
+        )
     )
     return hashes
 
 
 def pii_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows in which each PII kind was redacted (from the snapshot's ``redacted`` column)."""
-    row = con.execute(
-        "SELECT count_if(contains(redacted, 'email')), count_if(contains(redacted, 'card')),"
-        " count_if(contains(redacted, 'ip')), count_if(contains(redacted, 'phone')) FROM out"
-    ).fetchone()
+    found = ", ".join(f"count_if(list_contains(string_split(redacted, ','), '{k}'))" for k in PII_KINDS)
+    row = con.execute(f"SELECT {found} FROM out").fetchone()
     assert row is not None
-    return dict(
-        zip(("pii_email", "pii_card", "pii_ip", "pii_phone"), (int(v or 0) for v in row), strict=True)
-    )
+    return {f"pii_{k}": int(v or 0) for k, v in zip(PII_KINDS, row, strict=True)}
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -50,7 +50,9 @@ def load_eval(snapshot: Path, max_rows: int, seed: int) -> pd.DataFrame:
     frame["label"] = labels
     # A snapshot's row order is not part of its contract: order by the rows' own keys, so the
     # sample (and every figure drawn from it) is the same however the file was written.
-    keys = [c for c in ("event_id", "source", "trace_id", "prompt", "completion") if c in frame.columns]
+    from curation.snapshot import ROW_ORDER
+
+    keys = [c for c in ROW_ORDER if c in frame.columns]
     frame = frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)

@@ -63,7 +63,9 @@ def read_rows(snapshot: Path, split: str = "train") -> list[dict[str, Any]]:
         )
     # A snapshot's row order is not part of its contract: order by the rows' own keys, so the
     # seeded shuffle (data.kto_order) gives the same batches however the file was written.
-    keys = [c for c in ("event_id", "source", "trace_id", "prompt", "completion") if c in table.column_names]
+    from curation.snapshot import ROW_ORDER
+
+    keys = [c for c in ROW_ORDER if c in table.column_names]
     table = table.sort_by([(c, "ascending") for c in keys])
     rows: list[dict[str, Any]] = table.select(list(REQUIRED)).to_pylist()
     return rows
