@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curation.errors import CurationError
 from curation.pipeline import load_sql, sql_literal, used_params
@@ -29,6 +32,12 @@ PII_KINDS = ("email", "card", "ip", "phone")
 # Row order inside a snapshot file is not part of the contract; readers that need a stable order
 # (training's seeded shuffle, the gate's sample) sort by these columns, those the file has.
 ROW_ORDER = ("event_id", "source", "trace_id", "prompt", "completion")
+# The snapshot files' writer: rows per batch from DuckDB, rows per row group, the columns that
+# are dictionary-encoded and the text columns, which get no min/max statistics.
+_BATCH_ROWS = 1 << 16
+_ROW_GROUP_ROWS = 1 << 17
+_DICTIONARY_COLUMNS = ("prompt_format", "model_version", "source", "tags", "redacted")
+_TEXT_COLUMNS = ("prompt", "completion")
 # Bump when the meaning of a snapshot's rows changes, so old and new never share an id.
 FORMAT_VERSION = 1
 
@@ -65,29 +74,37 @@ def write_splits(
     con: duckdb.DuckDBPyConnection, folder: Path, params: dict[str, Any], compression: str
 ) -> dict[str, str]:
     """Read the text of the rows in ``final_rows`` and write ``train.parquet`` and
-    ``eval.parquet`` (13_fetch.sql, one COPY per split); returns their sha256. ``final_rows`` is
-    narrowed to what the fetch needs first. Afterwards view ``out`` reads both files back with a
+    ``eval.parquet``; returns their sha256. Afterwards view ``out`` reads both files back with a
     ``split`` column (for the report).
 
-    Row order inside a file is not part of the contract (the content digest is order-free, and
-    training and evals order rows by their own keys): leaving it free lets the copy run on every
-    thread without a sort of the text. One COPY per split, not one COPY partitioned by split:
-    DuckDB 2.0's partitioned write took 3x as long and ran out of memory at 10 M rows.
+    13_fetch.sql streams both splits at once, as Arrow batches, and each batch's rows go to their
+    split's writer: the lake's text is read once for both files (a COPY per split read it twice;
+    DuckDB's COPY partitioned by split ran out of memory at 10 M rows). Row order inside a file
+    is not part of the contract (the content digest is order-free, and training and evals order
+    rows by their own keys), so the stream runs on every thread without a sort of the text.
     """
     con.execute(
         "CREATE OR REPLACE TEMP TABLE final_rows AS"
         " SELECT fb_pos, t_pos, from_trace, source, label, split FROM final_rows"
     )
     sql = load_sql("13_fetch")
-    hashes = {}
-    for split in SPLITS:
-        target = folder / f"{split}.parquet"
-        con.execute(
-            f"COPY ({sql}) TO {sql_literal(target)} (FORMAT parquet, COMPRESSION {compression},"
-            " STRING_DICTIONARY_PAGE_SIZE_LIMIT 1)",
-            used_params(sql, params | {"split": split}),
-        )
-        hashes[f"{split}.parquet"] = sha256_file(target)
+    # con.sql streams; a cursor's result would be copied once more on its way to Arrow
+    reader = con.sql(sql, params=used_params(sql, params)).to_arrow_reader(_BATCH_ROWS)
+    split_at = reader.schema.get_field_index("split")
+    schema = reader.schema.remove(split_at)
+    writers: dict[str, _SplitWriter] = {}
+    try:
+        for split in SPLITS:
+            writers[split] = _SplitWriter(folder / f"{split}.parquet", schema, compression)
+        for batch in reader:
+            splits = batch.column(split_at)
+            rows = batch.drop_columns(["split"])
+            for split, writer in writers.items():
+                writer.add(rows.filter(pc.equal(splits, split)))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    hashes = {f"{split}.parquet": sha256_file(folder / f"{split}.parquet") for split in SPLITS}
     con.execute(
         "CREATE OR REPLACE TEMP VIEW out AS "
         + " UNION ALL ".join(
@@ -96,6 +113,42 @@ def write_splits(
         )
     )
     return hashes
+
+
+class _SplitWriter:
+    """One snapshot file: batches are gathered into row groups of about ``_ROW_GROUP_ROWS`` rows
+    (the eval split gets a few rows from each batch, and a row group per batch would be tiny)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, compression: str) -> None:
+        self._writer = pq.ParquetWriter(
+            path,
+            schema,
+            compression=compression,
+            # few distinct values: dictionaries shrink them; ids and text would only pay to try
+            use_dictionary=[c for c in _DICTIONARY_COLUMNS if c in schema.names],
+            # nothing filters on the text by its min/max
+            write_statistics=[c for c in schema.names if c not in _TEXT_COLUMNS],
+        )
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self._pending.append(batch)
+            self._rows += batch.num_rows
+            if self._rows >= _ROW_GROUP_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending), row_group_size=self._rows)
+            self._pending, self._rows = [], 0
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        finally:
+            self._writer.close()
 
 
 def pii_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

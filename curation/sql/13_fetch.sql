@@ -1,23 +1,24 @@
 -- The snapshot's rows with their text, read back by file position for the rows that made it, with
--- PII redacted, for one split ($split). snapshot.write_splits writes it straight into the snapshot.
+-- PII redacted, both splits in one stream (column `split`): snapshot.write_splits sends each row
+-- to its split's file as the stream goes, so the lake's text is read once for both.
 -- The rows (narrow) are the build side of the joins; the text is only ever on the probe side, so
 -- it streams from the lake files to the snapshot files and is never held, sorted or spilled.
 WITH
 -- What each row takes from its action (by position), for rows whose text is in a trace.
 keys AS (
     SELECT
-        k.t_pos, k.source, k.label, b.event_id, b.user_id, b.event_time,
+        k.t_pos, k.source, k.label, k.split, b.event_id, b.user_id, b.event_time,
         CASE WHEN k.source = 'edit' THEN b.edited_completion END AS edited
     FROM feedback_src AS b
     JOIN final_rows AS k ON b._pos = k.fb_pos
-    WHERE k.from_trace AND k.split = $split
+    WHERE k.from_trace
 ),
 from_traces AS (
     SELECT
         t.prompt AS prompt_raw, coalesce(t.prompt_format, 'text') AS prompt_format,
         coalesce(k.edited, t.completion) AS completion_raw,
         k.label, t.trace_id, t.model_version, k.event_time, k.source, t.session_id,
-        coalesce(k.user_id, t.user_id) AS user_id, coalesce(t.tags, '{}') AS tags, k.event_id
+        coalesce(k.user_id, t.user_id) AS user_id, coalesce(t.tags, '{}') AS tags, k.event_id, k.split
     FROM traces_src AS t
     JOIN keys AS k ON t._pos = k.t_pos
 ),
@@ -27,10 +28,10 @@ self_contained AS (
         b.prompt AS prompt_raw, coalesce(b.prompt_format, 'text') AS prompt_format,
         CASE WHEN k.source = 'edit' THEN b.edited_completion ELSE b.completion END AS completion_raw,
         k.label, b.trace_id, b.model_version, b.event_time, k.source, NULL::VARCHAR AS session_id,
-        b.user_id, '{}' AS tags, b.event_id
+        b.user_id, '{}' AS tags, b.event_id, k.split
     FROM feedback_src AS b
     JOIN final_rows AS k ON b._pos = k.fb_pos
-    WHERE NOT k.from_trace AND k.split = $split
+    WHERE NOT k.from_trace
 ),
 assembled AS (
     SELECT * FROM from_traces
@@ -84,5 +85,6 @@ SELECT
         CASE WHEN p2 IS DISTINCT FROM p1 OR c2 IS DISTINCT FROM c1 THEN 'card' END,
         CASE WHEN p3 IS DISTINCT FROM p2 OR c3 IS DISTINCT FROM c2 THEN 'ip' END,
         CASE WHEN p4 IS DISTINCT FROM p3 OR c4 IS DISTINCT FROM c3 THEN 'phone' END
-    ) ELSE '' END AS redacted
+    ) ELSE '' END AS redacted,
+    split
 FROM phones
