@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from curation.config import CurationConfig
+from curation.snapshot import SOURCES
 
 # GX's pandas checks cost about 1 s per 10 k rows here; the exact measures above cover every row.
 FRAME_LIMIT = 50_000
@@ -175,7 +176,7 @@ def run_suite(
         ),
         exp.ExpectColumnValuesToBeInSet(
             column="source",
-            value_set=["thumb", "edit", "edit_original"],
+            value_set=list(SOURCES),
             meta=meta("curated_required_not_null"),
         ),
         exp.ExpectColumnValuesToBeBetween(

@@ -27,6 +27,8 @@ from flywheel.fsutil import sha256_file
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
+# The row sources 07_rows.sql makes.
+SOURCES = ("thumb", "edit", "edit_original")
 # The kinds the fetch redacts, as named in the snapshot's `redacted` column (13_fetch.sql).
 PII_KINDS = ("email", "card", "ip", "phone")
 # Row order inside a snapshot file is not part of the contract; readers that need a stable order
@@ -83,24 +85,27 @@ def write_splits(
     is not part of the contract (the content digest is order-free, and training and evals order
     rows by their own keys), so the stream runs on every thread without a sort of the text.
     """
+    # Only what the fetch needs, each in as few bytes as it takes: these rows are the build side
+    # of the fetch's joins, which must fit in memory beside the text streaming past them.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE final_rows AS"
-        " SELECT fb_pos, t_pos, from_trace, source, label, split FROM final_rows"
+        "CREATE OR REPLACE TEMP TABLE final_rows AS SELECT fb_pos, t_pos, from_trace, label,"
+        f" source::ENUM({', '.join(map(sql_literal, SOURCES))}) AS source, split = 'eval' AS is_eval"
+        " FROM final_rows"
     )
     sql = load_sql("13_fetch")
     # con.sql streams; a cursor's result would be copied once more on its way to Arrow
     reader = con.sql(sql, params=used_params(sql, params)).to_arrow_reader(_BATCH_ROWS)
-    split_at = reader.schema.get_field_index("split")
-    schema = reader.schema.remove(split_at)
+    flag_at = reader.schema.get_field_index("is_eval")
+    schema = reader.schema.remove(flag_at)
     writers: dict[str, _SplitWriter] = {}
     try:
         for split in SPLITS:
             writers[split] = _SplitWriter(folder / f"{split}.parquet", schema, compression)
         for batch in reader:
-            splits = batch.column(split_at)
-            rows = batch.drop_columns(["split"])
-            for split, writer in writers.items():
-                writer.add(rows.filter(pc.equal(splits, split)))
+            is_eval = batch.column(flag_at)
+            rows = batch.remove_column(flag_at)
+            writers["eval"].add(rows.filter(is_eval))
+            writers["train"].add(rows.filter(pc.invert(is_eval)))
     finally:
         for writer in writers.values():
             writer.close()

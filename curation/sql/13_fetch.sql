@@ -1,5 +1,5 @@
 -- The snapshot's rows with their text, read back by file position for the rows that made it, with
--- PII redacted, both splits in one stream (column `split`): snapshot.write_splits sends each row
+-- PII redacted, both splits in one stream (column `is_eval`): snapshot.write_splits sends each row
 -- to its split's file as the stream goes, so the lake's text is read once for both.
 -- The rows (narrow) are the build side of the joins; the text is only ever on the probe side, so
 -- it streams from the lake files to the snapshot files and is never held, sorted or spilled.
@@ -7,7 +7,7 @@ WITH
 -- What each row takes from its action (by position), for rows whose text is in a trace.
 keys AS (
     SELECT
-        k.t_pos, k.source, k.label, k.split, b.event_id, b.user_id, b.event_time,
+        k.t_pos, k.source, k.label, k.is_eval, b.event_id, b.user_id, b.event_time,
         CASE WHEN k.source = 'edit' THEN b.edited_completion END AS edited
     FROM feedback_src AS b
     JOIN final_rows AS k ON b._pos = k.fb_pos
@@ -17,8 +17,8 @@ from_traces AS (
     SELECT
         t.prompt AS prompt_raw, coalesce(t.prompt_format, 'text') AS prompt_format,
         coalesce(k.edited, t.completion) AS completion_raw,
-        k.label, t.trace_id, t.model_version, k.event_time, k.source, t.session_id,
-        coalesce(k.user_id, t.user_id) AS user_id, coalesce(t.tags, '{}') AS tags, k.event_id, k.split
+        k.label, t.trace_id, t.model_version, k.event_time, k.source::VARCHAR AS source, t.session_id,
+        coalesce(k.user_id, t.user_id) AS user_id, coalesce(t.tags, '{}') AS tags, k.event_id, k.is_eval
     FROM traces_src AS t
     JOIN keys AS k ON t._pos = k.t_pos
 ),
@@ -27,8 +27,8 @@ self_contained AS (
     SELECT
         b.prompt AS prompt_raw, coalesce(b.prompt_format, 'text') AS prompt_format,
         CASE WHEN k.source = 'edit' THEN b.edited_completion ELSE b.completion END AS completion_raw,
-        k.label, b.trace_id, b.model_version, b.event_time, k.source, NULL::VARCHAR AS session_id,
-        b.user_id, '{}' AS tags, b.event_id, k.split
+        k.label, b.trace_id, b.model_version, b.event_time, k.source::VARCHAR AS source, NULL::VARCHAR AS session_id,
+        b.user_id, '{}' AS tags, b.event_id, k.is_eval
     FROM feedback_src AS b
     JOIN final_rows AS k ON b._pos = k.fb_pos
     WHERE NOT k.from_trace
@@ -86,5 +86,5 @@ SELECT
         CASE WHEN p3 IS DISTINCT FROM p2 OR c3 IS DISTINCT FROM c2 THEN 'ip' END,
         CASE WHEN p4 IS DISTINCT FROM p3 OR c4 IS DISTINCT FROM c3 THEN 'phone' END
     ) ELSE '' END AS redacted,
-    split
+    is_eval
 FROM phones
