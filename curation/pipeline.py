@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from curation.config import CurationConfig
@@ -142,6 +143,8 @@ class Result:
     balance: Balance
     class_counts: dict[str, dict[str, int]]
     params: dict[str, Any]
+    # raw feedback by day, label and whether it was read / had arrived, with its quality measures
+    raw: pd.DataFrame
 
 
 def run_pipeline(
@@ -174,11 +177,12 @@ def run_pipeline(
         "max_per_user": cfg.max_per_user,
         "eval_ppm": round(cfg.eval_fraction * 1_000_000),
         "redact": cfg.redact_pii,
+        "skew_minutes": cfg.max_future_skew_minutes,
     }
     c: dict[str, int] = {}
-    row = _bind(con, load_sql("01_read_counts"), params).fetchone()
-    assert row is not None
-    c["read"], c["after_as_of"] = int(row[0]), int(row[1])
+    raw = _bind(con, load_sql("01_raw_profile"), params).df()
+    c["read"] = int(raw.loc[raw["known_then"], "events"].sum())
+    c["after_as_of"] = int(raw.loc[~raw["known_then"], "events"].sum())
     c["aged_out_by_date_folders"] = inputs["feedback_older_rows"]
 
     _table(con, "fb_all", "02_feedback", params)
@@ -267,4 +271,5 @@ def run_pipeline(
         balance=bal,
         class_counts=class_counts,
         params=params,
+        raw=raw,
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import CurationError, DataQualityError
-from curation.pipeline import Window, connect, load_sql, run_pipeline
+from curation.pipeline import Result, Window, connect, load_sql, run_pipeline
 from curation.policy import on_policy_versions
 from curation.snapshot import (
     MANIFEST,
@@ -31,6 +31,9 @@ from curation.snapshot import (
 )
 from flywheel.config import write_resolved
 from flywheel.registry import Registry
+
+# rows of the completion-length histogram in the summary
+LENGTHS_SAMPLE = 20_000
 
 
 def parse_as_of(as_of: str | dt.datetime | None) -> dt.datetime:
@@ -54,10 +57,12 @@ def parse_as_of(as_of: str | dt.datetime | None) -> dt.datetime:
     return as_of.astimezone(dt.UTC)
 
 
-def _metrics(con: Any, cfg: Any, counts: dict[str, int], params: dict[str, Any]) -> dict[str, float]:
+def _metrics(con: Any, cfg: Any, counts: dict[str, int], raw_groups: Any) -> dict[str, float]:
     from curation.quality import length_limits
 
-    raw = con.execute(load_sql("q_raw_profile"), params).df().iloc[0].to_dict()
+    # over the feedback that had arrived by --as-of (01_raw_profile.sql)
+    arrived = raw_groups.loc[raw_groups["arrived"]]
+    raw = {m: arrived[m].sum() for m in ("required_nulls", "bad_labels", "future_events")}
     max_p, max_c = length_limits(cfg)
     limits = {"min_prompt": cfg.min_prompt_chars, "max_prompt": max_p}
     limits |= {"min_completion": cfg.min_completion_chars, "max_completion": max_c}
@@ -65,9 +70,9 @@ def _metrics(con: Any, cfg: Any, counts: dict[str, int], params: dict[str, Any])
     judged = counts["after_age_date"] - counts["pending"]
     seen = counts["after_latest_action"] + counts["aged_out_by_date_folders"]
     return {
-        "raw_required_nulls": float(raw["raw_required_nulls"] or 0),
-        "raw_bad_labels": float(raw["raw_bad_labels"] or 0),
-        "raw_future_events": float(raw["raw_future_events"] or 0),
+        "raw_required_nulls": float(raw["required_nulls"]),
+        "raw_bad_labels": float(raw["bad_labels"]),
+        "raw_future_events": float(raw["future_events"]),
         "duplicate_rate": counts["duplicates"] / counts["read"] if counts["read"] else 0.0,
         "orphan_rate": counts["orphaned"] / judged if judged else 0.0,
         "aged_out_share": (
@@ -138,7 +143,7 @@ def _build(
     try:
         hashes = write_splits(con, staging, result.params, cfg.snapshot_compression)
         counts.update(pii_counts(con))
-        checks = _report(config, con, staging, snapshot_id, counts, window, [version_note])
+        checks = _report(config, con, staging, snapshot_id, result, window, [version_note])
         manifest = {
             "snapshot_id": snapshot_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
@@ -177,26 +182,29 @@ def _report(
     con: Any,
     folder: Path,
     snapshot_id: str,
-    counts: dict[str, int],
+    result: Result,
     window: Window,
     notes: list[str],
 ) -> list[Any]:
     from curation import quality, summary
 
     cfg = config.curation
-    params = {"as_of": window.as_of, "skew_minutes": cfg.max_future_skew_minutes}
-    metrics = _metrics(con, cfg, counts, params)
+    counts = result.counts
+    metrics = _metrics(con, cfg, counts, result.raw)
     curated = con.execute(load_sql("q_curated_frame"), {"limit": quality.FRAME_LIMIT}).df()
     docs = folder / "quality" / "gx"
     docs.mkdir(parents=True, exist_ok=True)
     checks = quality.run_suite(cfg, metrics, curated, docs, window)
+    read = result.raw.loc[result.raw["known_then"]]
+    daily = read.groupby(["day", "day_label"], as_index=False)["events"].sum()
     page = summary.render(
         snapshot_id,
         counts,
         checks,
-        con.execute(load_sql("q_daily"), {"as_of": window.as_of}).df(),
+        daily.rename(columns={"day_label": "label"}),
         con.execute(load_sql("q_by_version")).df(),
-        con.execute(load_sql("q_lengths"), {"limit": 20_000}).df(),
+        # the frame is a stable subset in a stable order: its head is a smaller one
+        curated.head(LENGTHS_SAMPLE)[["label", "completion_chars"]],
         notes,
     )
     (folder / "quality" / "summary.html").write_text(page, encoding="utf-8")
