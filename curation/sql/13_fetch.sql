@@ -41,50 +41,52 @@ assembled AS (
 flagged AS (
     SELECT
         *,
-        $redact AND (pii_candidate(prompt_raw) OR pii_candidate(completion_raw)) AS candidate
+        $redact AND pii_candidate(prompt_raw) AS p_cand,
+        $redact AND pii_candidate(completion_raw) AS c_cand
     FROM assembled
 ),
--- Only candidates go through the four redaction stages (CASE evaluates a branch only for its rows,
--- and `candidate` is computed once: a WHERE on it would be pushed down and evaluated per branch);
--- a stage that changed a text found its kind.
+-- Only candidate texts go through the four redaction stages (CASE evaluates a branch only for its
+-- rows, and the flags are computed once: a WHERE on them would be pushed down and evaluated per
+-- branch); a stage that changed a text found its kind.
 emails AS (
     SELECT
         *,
-        CASE WHEN candidate THEN redact_email(prompt_raw) ELSE prompt_raw END AS p1,
-        CASE WHEN candidate THEN redact_email(completion_raw) ELSE completion_raw END AS c1
+        CASE WHEN p_cand THEN redact_email(prompt_raw) ELSE prompt_raw END AS p1,
+        CASE WHEN c_cand THEN redact_email(completion_raw) ELSE completion_raw END AS c1
     FROM flagged
 ),
 cards AS (
     SELECT
         *,
-        CASE WHEN candidate THEN redact_card(p1) ELSE p1 END AS p2,
-        CASE WHEN candidate THEN redact_card(c1) ELSE c1 END AS c2
+        CASE WHEN p_cand THEN redact_card(p1) ELSE p1 END AS p2,
+        CASE WHEN c_cand THEN redact_card(c1) ELSE c1 END AS c2
     FROM emails
 ),
 ips AS (
     SELECT
         *,
-        CASE WHEN candidate THEN redact_ip(p2) ELSE p2 END AS p3,
-        CASE WHEN candidate THEN redact_ip(c2) ELSE c2 END AS c3
+        CASE WHEN p_cand THEN redact_ip(p2) ELSE p2 END AS p3,
+        CASE WHEN c_cand THEN redact_ip(c2) ELSE c2 END AS c3
     FROM cards
 ),
 phones AS (
     SELECT
         *,
-        CASE WHEN candidate THEN redact_phone(p3) ELSE p3 END AS p4,
-        CASE WHEN candidate THEN redact_phone(c3) ELSE c3 END AS c4
+        CASE WHEN p_cand THEN redact_phone(p3) ELSE p3 END AS p4,
+        CASE WHEN c_cand THEN redact_phone(c3) ELSE c3 END AS c4
     FROM ips
 )
 SELECT
     p4 AS prompt, prompt_format, c4 AS completion,
     label, trace_id, model_version, event_time, source, session_id, user_id, tags, event_id,
-    -- audit columns: lengths after redaction, and the PII kinds redacted in the row
+    -- audit columns: lengths after redaction, and the PII kinds redacted in the row (a candidate
+    -- text is never NULL, so `<>` compares two texts)
     length(p4)::INTEGER AS prompt_chars, length(c4)::INTEGER AS completion_chars,
-    CASE WHEN candidate THEN concat_ws(',',
-        CASE WHEN p1 IS DISTINCT FROM prompt_raw OR c1 IS DISTINCT FROM completion_raw THEN 'email' END,
-        CASE WHEN p2 IS DISTINCT FROM p1 OR c2 IS DISTINCT FROM c1 THEN 'card' END,
-        CASE WHEN p3 IS DISTINCT FROM p2 OR c3 IS DISTINCT FROM c2 THEN 'ip' END,
-        CASE WHEN p4 IS DISTINCT FROM p3 OR c4 IS DISTINCT FROM c3 THEN 'phone' END
+    CASE WHEN p_cand OR c_cand THEN concat_ws(',',
+        CASE WHEN (p_cand AND p1 <> prompt_raw) OR (c_cand AND c1 <> completion_raw) THEN 'email' END,
+        CASE WHEN (p_cand AND p2 <> p1) OR (c_cand AND c2 <> c1) THEN 'card' END,
+        CASE WHEN (p_cand AND p3 <> p2) OR (c_cand AND c3 <> c2) THEN 'ip' END,
+        CASE WHEN (p_cand AND p4 <> p3) OR (c_cand AND c4 <> c3) THEN 'phone' END
     ) ELSE '' END AS redacted,
     is_eval
 FROM phones
