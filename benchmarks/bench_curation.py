@@ -212,6 +212,9 @@ PII = [
 
 
 def pandas_curate(lake: Path, out: Path) -> dict[str, int]:
+    """The curation's steps written plainly in pandas. Its seeded hashes (caps, split) are
+    pandas' own, not DuckDB's: as many rows survive, and a few fall on the other side of the
+    split (at 1 M, 137 of 777,159)."""
     import pandas as pd
 
     as_of = pd.Timestamp(AS_OF)
@@ -276,11 +279,10 @@ def pandas_curate(lake: Path, out: Path) -> dict[str, int]:
     ]
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
+    # as the DuckDB version writes them: the default codec, rows in no particular order
     for split in ("train", "eval"):
-        part = rows.loc[rows.split == split, cols].sort_values(
-            ["event_time", "trace_id", "source", "event_id"]
-        )
-        part.to_parquet(out / f"{split}.parquet", compression="zstd", index=False)
+        part = rows.loc[rows.split == split, cols]
+        part.to_parquet(out / f"{split}.parquet", compression="snappy", index=False)
         counts[split] = len(part)
     return counts
 

@@ -52,7 +52,7 @@ def load_sql(name: str) -> str:
 
 
 def sql_literal(value: str | Path) -> str:
-    """``value`` as a quoted SQL string literal (for file names, which a view or COPY cannot bind)."""
+    """``value`` as a quoted SQL string literal (for file names, which a view cannot bind)."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
