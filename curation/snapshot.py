@@ -9,6 +9,7 @@ is kept as ``_rejected-<id>/`` for the reviewer and is never returned by
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -106,9 +107,12 @@ def write_splits(
             rows = batch.remove_column(flag_at)
             writers["eval"].add(rows.filter(is_eval))
             writers["train"].add(rows.filter(pc.invert(is_eval)))
-    finally:
+    except BaseException:
         for writer in writers.values():
-            writer.close()
+            writer.discard()  # the caller removes the partial files with their folder
+        raise
+    for writer in writers.values():
+        writer.close()
     hashes = {f"{split}.parquet": sha256_file(folder / f"{split}.parquet") for split in SPLITS}
     con.execute(
         "CREATE OR REPLACE TEMP VIEW out AS "
@@ -150,9 +154,14 @@ class _SplitWriter:
             self._pending, self._rows = [], 0
 
     def close(self) -> None:
-        try:
-            self._flush()
-        finally:
+        self._flush()
+        self._writer.close()
+
+    def discard(self) -> None:
+        """Close the file without writing what is pending, after a failure: the first error is
+        the one to report, so another one here is not raised."""
+        self._pending, self._rows = [], 0
+        with contextlib.suppress(Exception):
             self._writer.close()
 
 
