@@ -57,11 +57,12 @@ def parse_as_of(as_of: str | dt.datetime | None) -> dt.datetime:
     return as_of.astimezone(dt.UTC)
 
 
-def _metrics(con: Any, cfg: Any, counts: dict[str, int], raw_groups: Any) -> dict[str, float]:
+def _metrics(con: Any, cfg: Any, result: Result) -> dict[str, float]:
     from curation.quality import length_limits
 
+    counts = result.counts
     # over the feedback that had arrived by --as-of (01_raw_profile.sql)
-    arrived = raw_groups.loc[raw_groups["arrived"]]
+    arrived = result.raw.loc[result.raw["arrived"]]
     raw = {m: arrived[m].sum() for m in ("required_nulls", "bad_labels", "future_events")}
     max_p, max_c = length_limits(cfg)
     limits = {"min_prompt": cfg.min_prompt_chars, "max_prompt": max_p}
@@ -189,8 +190,7 @@ def _report(
     from curation import quality, summary
 
     cfg = config.curation
-    counts = result.counts
-    metrics = _metrics(con, cfg, counts, result.raw)
+    metrics = _metrics(con, cfg, result)
     curated = con.execute(load_sql("q_curated_frame"), {"limit": quality.FRAME_LIMIT}).df()
     docs = folder / "quality" / "gx"
     docs.mkdir(parents=True, exist_ok=True)
@@ -199,7 +199,7 @@ def _report(
     daily = read.groupby(["day", "day_label"], as_index=False)["events"].sum()
     page = summary.render(
         snapshot_id,
-        counts,
+        result.counts,
         checks,
         daily.rename(columns={"day_label": "label"}),
         con.execute(load_sql("q_by_version")).df(),
