@@ -2,7 +2,9 @@
 
 Figures: seconds and peak RSS of the whole DuckDB curation (``curation.run.run``: SQL chain,
 export, GX report, summary) and of the same logic written plainly in pandas (the baseline),
-each in a fresh process on the same lake, and their ratio. Sizes: ``BENCH_CURATION_SIZES``
+each in a fresh process on the same lake, and their ratio. Beside them, a floor from the same run:
+the columns the snapshot takes from the window's traces copied once, as the snapshot is written,
+with nothing decided; the curation's time over it says how much of the time is its logic. Sizes: ``BENCH_CURATION_SIZES``
 (comma-separated, default ``1000000,10000000``); pandas runs at sizes up to
 ``BENCH_CURATION_PANDAS_MAX`` (default 1000000: at 10 M it needs far more memory than the
 machine's 24 GiB once every text column is in memory). Lakes are generated once with
@@ -316,7 +318,82 @@ def duckdb_core(lake: Path, out: Path) -> dict[str, int]:
     return {"train": result.counts["train"], "eval": result.counts["eval"]}
 
 
-ENGINES = {"duckdb": duckdb_curate, "duckdb-core": duckdb_core, "pandas": pandas_curate}
+def copy_floor(lake: Path, out: Path) -> dict[str, int]:
+    """What no curation of this lake can beat here: the columns the snapshot takes from every trace
+    in the window read once and written once, as the snapshot writer writes them, with nothing
+    decided (no dedupe, join, filter, redaction, split or report). More rows than the snapshot
+    has (every trace, not only those with feedback), fewer reads than a curation needs (one)."""
+    import tempfile
+
+    from curation.pipeline import Window, _source, connect
+    from curation.run import parse_as_of
+    from curation.snapshot import _BATCH_ROWS, _SplitWriter
+    from flywheel.config import defaults
+
+    cfg = defaults().curation
+    window = Window.build(parse_as_of(AS_OF), cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
+    first = window.cutoff.date() - dt.timedelta(days=cfg.trace_lookback_days)
+    _source(con, lake, "traces", first, window.as_of.date())
+    columns = "prompt, prompt_format, completion, trace_id, model_version, session_id, user_id, tags"
+    reader = con.sql(f"SELECT {columns} FROM traces_src").to_arrow_reader(_BATCH_ROWS)
+    writer = _SplitWriter(out / "copy.parquet", reader.schema, cfg.snapshot_compression)
+    rows = 0
+    for batch in reader:
+        writer.add(batch)
+        rows += batch.num_rows
+    writer.close()
+    return {"rows": rows}
+
+
+def keys_floor(lake: Path, out: Path) -> dict[str, int]:
+    """The other part of the floor: what any curation must compute before it knows its rows, done
+    bare. The window's feedback keys and traces' text hashed (one read of the text), then the
+    decisions' set operations on those hashes with nothing else carried: copies of an event,
+    latest action per user and trace, the join to traces, votes per prompt and completion,
+    caps per prompt and per user, and the split's test per prompt. No counts, edits, flags,
+    ordering or exactness checks (the curation reads real keys where hashes collide)."""
+    import tempfile
+
+    from curation.pipeline import Window, _source, connect
+    from curation.run import parse_as_of
+    from flywheel.config import defaults
+
+    cfg = defaults().curation
+    window = Window.build(parse_as_of(AS_OF), cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
+    first = window.cutoff.date()
+    _source(con, lake, "feedback", first, window.as_of.date())
+    _source(con, lake, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), window.as_of.date())
+    steps = [
+        "CREATE TEMP TABLE f AS SELECT hash(event_id) AS e, hash(user_id, trace_id) AS g,"
+        " hash(user_id) AS u, hash(trace_id) AS t, label = 'up' AS up FROM feedback_src",
+        "CREATE TEMP TABLE tr AS SELECT hash(trace_id) AS t, hash(prompt) AS ph, hash(completion) AS ch,"
+        " hash(session_id) AS s FROM traces_src",
+        "CREATE TEMP TABLE copies AS SELECT e FROM f GROUP BY e HAVING count(*) > 1",
+        "CREATE TEMP TABLE latest AS SELECT g FROM f GROUP BY g HAVING count(*) > 1",
+        "CREATE TEMP TABLE j AS SELECT f.*, tr.ph, tr.ch, tr.s FROM f JOIN tr ON f.t = tr.t",
+        "CREATE TEMP TABLE votes AS SELECT ph, ch FROM j GROUP BY ph, ch HAVING bool_or(up) AND NOT bool_and(up)",
+        f"CREATE TEMP TABLE per_prompt AS SELECT ph FROM j GROUP BY ph HAVING count(*) > {cfg.max_per_prompt}",
+        f"CREATE TEMP TABLE per_user AS SELECT u FROM j GROUP BY u HAVING count(*) > {cfg.max_per_user}",
+        "CREATE TEMP TABLE held_out AS SELECT ph FROM j GROUP BY ph"
+        f" HAVING bool_and(s % 1000000 < {round(cfg.eval_fraction * 1_000_000)})",
+    ]
+    for sql in steps:
+        con.execute(sql)
+    joined = con.execute("SELECT count(*) FROM j").fetchone()
+    return {"rows": int(joined[0]) if joined else 0}
+
+
+ENGINES = {
+    "duckdb": duckdb_curate,
+    "duckdb-core": duckdb_core,
+    "pandas": pandas_curate,
+    "copy-floor": copy_floor,
+    "keys-floor": keys_floor,
+}
 
 
 def _child(engine: str, lake: str, out: str) -> None:
@@ -352,6 +429,11 @@ def measure(engine: str, lake: Path) -> dict[str, Any]:
 
 def _line(n: int, label: str, r: dict[str, Any]) -> str:
     gib = 1024**3
+    if "rows" in r:
+        return (
+            f"  {n:>11,} events  {label:<34} {r['seconds']:7.1f} s  peak RSS {r['rss'] / gib:5.2f} GiB"
+            f"  -> {r['rows']:,} rows"
+        )
     return (
         f"  {n:>11,} events  {label:<34} {r['seconds']:7.1f} s  peak RSS {r['rss'] / gib:5.2f} GiB"
         f"  -> {r['train']:,} train / {r['eval']:,} eval rows"
@@ -373,6 +455,8 @@ def main() -> None:
             ("duckdb", "duckdb, whole curation (with report)"),
             ("duckdb-core", "duckdb, SQL chain + export"),
             ("pandas", "pandas baseline, same steps"),
+            ("copy-floor", "floor: traces' columns copied once"),
+            ("keys-floor", "floor: keys hashed, bare set ops"),
         ):
             if engine == "pandas" and n > pandas_max:
                 print(
@@ -393,6 +477,15 @@ def main() -> None:
                     print(
                         f"  {n:>11,} events  ratio pandas/{engine}: {base['seconds'] / r['seconds']:.2f}x time, "
                         f"{base['rss'] / r['rss']:.2f}x peak memory",
+                        flush=True,
+                    )
+        if "copy-floor" in runs and "keys-floor" in runs:
+            floor = runs["copy-floor"]["seconds"] + runs["keys-floor"]["seconds"]
+            print(f"  {n:>11,} events  floor, both parts: {floor:.1f} s", flush=True)
+            for engine in ("duckdb-core", "duckdb"):
+                if engine in runs:
+                    print(
+                        f"  {n:>11,} events  {engine} / floor: {runs[engine]['seconds'] / floor:.2f}x the time",
                         flush=True,
                     )
     print(f"  load average after: {os.getloadavg()[0]:.1f}")
