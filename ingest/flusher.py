@@ -17,14 +17,46 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import pyarrow as pa
 
 from ingest.batch import PartitionBatch
+from ingest.fastpath import bulk_table
 from ingest.retry import with_backoff
-from ingest.writer import BatchFiles, write_batch
+from ingest.writer import BatchFiles, write_batch, write_parquet
+
+# One plain, valid event per stream for Flusher.warm_up (each must take the bulk path).
+_WARM_UP_EVENTS = {
+    "traces": {
+        "trace_id": "warm-up",
+        "event_time": "2025-01-01T00:00:00+00:00",
+        "model_version": "warm-up",
+        "prompt": "warm-up",
+        "completion": "warm-up",
+        "session_id": "warm-up",
+        "user_id": "warm-up",
+        "tags": {"warm": "up"},
+    },
+    "feedback": {
+        "event_id": "warm-up",
+        "trace_id": "warm-up",
+        "event_time": "2025-01-01T00:00:00+00:00",
+        "kind": "thumb",
+        "label": "up",
+        "user_id": "warm-up",
+    },
+}
+
+
+class _Record(NamedTuple):
+    value: bytes
+    offset: int
+    timestamp: int
 
 
 @dataclasses.dataclass
@@ -50,6 +82,23 @@ class Flusher:
         self.max_pending = max_pending
         self.pending: collections.deque[Job] = collections.deque()
         self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="ingest-writer")
+
+    def warm_up(self) -> dict[str, int]:
+        """Decode and encode one event per stream, in memory, before the first record arrives.
+
+        The first batch otherwise pays for what Arrow does once per process: pyarrow's first
+        compute call imports pandas (about 0.5 s here, GIL held: the consumer thread stalls),
+        and kernels, regexes and codecs are set up on first use. Returns the rows decoded per
+        stream; a warm-up event the bulk path refuses is a bug and raises."""
+        rows = {}
+        for stream, event in _WARM_UP_EVENTS.items():
+            record = _Record(json.dumps(event).encode(), 0, 0)
+            table = bulk_table(stream, "warm-up", 0, [record], self.cfg.max_record_bytes, 0)
+            if table is None:
+                raise AssertionError(f"the {stream} warm-up event no longer takes the bulk path")
+            write_parquet(table, pa.BufferOutputStream())
+            rows[stream] = table.num_rows
+        return rows
 
     def submit(self, batch: PartitionBatch) -> Job:
         """Hand the batch's records to the writer; ``batch`` is emptied for the next records."""

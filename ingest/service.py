@@ -317,6 +317,9 @@ class IngestService:
         c = self.cfg
         started = time.monotonic()
         self.metrics.serve(c.metrics_port)
+        warm_started = time.monotonic()
+        self.flusher.warm_up()
+        log.info("writer warmed up", extra={"seconds": round(time.monotonic() - warm_started, 3)})
         self.consumer = self.connect()
         self.last_activity = time.monotonic()
         log.info(

@@ -142,18 +142,23 @@ def _split_by_day(table: pa.Table, days: np.ndarray) -> list[tuple[int, pa.Table
     return [(int(day), table.filter(pa.array(days == day))) for day in unique]
 
 
+def write_parquet(table: pa.Table, sink: Any) -> None:
+    """Encode ``table`` as a lake file into ``sink`` (an open file or an Arrow output stream)."""
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        use_dictionary=[n for n in table.column_names if n not in _UNIQUE],
+    )
+
+
 def _write_atomic(table: pa.Table, folder: Path, name: str, created: set[Path]) -> tuple[Path, Path]:
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         created.add(folder.parent)
     tmp = folder / f".{name}.{uuid.uuid4().hex}{lake_layout.TMP_SUFFIX}"
     with open(tmp, "wb") as out:
-        pq.write_table(
-            table,
-            out,
-            compression="zstd",
-            use_dictionary=[n for n in table.column_names if n not in _UNIQUE],
-        )
+        write_parquet(table, out)
         out.flush()
         os.fsync(out.fileno())
     return tmp, folder / name

@@ -89,3 +89,17 @@ def test_a_mixed_batch_keeps_its_good_records_and_dead_letters_the_bad():
     assert table.column("trace_id").to_pylist() == [f"t{i}" for i in range(1000)]
     assert [d.offset for d in letters] == [600]
     assert "not valid JSON" in letters[0].reason
+
+
+def test_the_writers_warm_up_events_are_valid_and_take_the_bulk_path(tmp_path):
+    from flywheel.config import defaults
+    from ingest.flusher import _WARM_UP_EVENTS, Flusher
+
+    for stream, event in _WARM_UP_EVENTS.items():
+        decode(stream, json.dumps(event).encode())  # the per-record validator raises on an invalid event
+    flusher = Flusher(tmp_path, defaults().ingest)
+    try:
+        assert flusher.warm_up() == {"traces": 1, "feedback": 1}
+    finally:
+        flusher.close()
+    assert list(tmp_path.iterdir()) == []  # encoded in memory: nothing reaches the lake
