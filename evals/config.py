@@ -85,6 +85,12 @@ class EvalsConfig:
         20, "slices with fewer held-out rows (or without both labels) are not judged"
     )
     max_slice_auc_drop: float = setting(0.1, "guard: a slice fails when its AUC is below 0.5 minus this")
+    min_slice_prompts: int = setting(
+        20, "replay slices (same tag keys) with fewer judged prompts are not judged"
+    )
+    max_slice_win_drop: float = setting(
+        0.1, "guard: a replay slice fails when its win rate is below 0.5 minus this"
+    )
     format_regex: str = setting("", "guard (optional): answers should match this regex (empty disables)")
     max_format_drop: float = setting(0.1, "guard: format match rate may drop by at most this")
     refusal_patterns: tuple[str, ...] = setting(
@@ -119,6 +125,10 @@ class EvalsConfig:
                 "min_eval_rows_per_class, min_eval_clusters and min_replay_pairs must be >= 1 "
                 "(the gate never promotes without held-out evidence)"
             )
+        if self.min_slice_rows < 1 or self.min_slice_prompts < 1:
+            problems.append("min_slice_rows and min_slice_prompts must be >= 1")
+        if not 0 <= self.max_slice_auc_drop <= 0.5 or not 0 <= self.max_slice_win_drop <= 0.5:
+            problems.append("max_slice_auc_drop and max_slice_win_drop must be in [0, 0.5]")
         if self.min_length_ratio > self.max_length_ratio:
             problems.append("min_length_ratio must not exceed max_length_ratio")
         if self.primary_metric in ("win_rate", "lc_win_rate") and (

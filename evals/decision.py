@@ -185,6 +185,26 @@ def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
                 else f"{len(judged)} slice(s), every AUC >= {_f(floor)}",
             )
         )
+    floor = 0.5 - cfg.max_slice_win_drop
+    judged = [s for s in metrics.get("replay_slices", []) if s["judged"]]
+    failing = [s for s in judged if s["win_rate"]["value"] < floor]
+    if judged:
+        names = ", ".join(
+            f"{s['key']}={s['value']} (win rate {_f(s['win_rate']['value'])}, "
+            f"CI [{_f(s['win_rate']['low'])}, {_f(s['win_rate']['high'])}], {s['prompts']} prompts)"
+            for s in failing
+        )
+        checks.append(
+            Check(
+                "replay_slices",
+                not failing,
+                min(s["win_rate"]["value"] for s in judged),
+                f"every slice win rate >= {floor}",
+                f"replay slice regression: {names}"
+                if failing
+                else f"{len(judged)} replay slice(s), every win rate >= {_f(floor)}",
+            )
+        )
     return checks
 
 

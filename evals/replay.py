@@ -19,7 +19,7 @@ import pandas as pd
 
 from evals import stats
 from evals.config import EvalsConfig
-from evals.data import render_prompt
+from evals.data import render_prompt, tags
 from evals.generate import generate
 from evals.judges import Judge
 from evals.scoring import Loaded, encode, logprobs
@@ -31,6 +31,7 @@ class Replay:
     candidate: list[str]
     champion: list[str]
     clusters: np.ndarray
+    tags: list[dict[str, str]]  # the trace tags of each prompt's held-out row
     kl_per_token: np.ndarray  # per candidate answer
     judgement: np.ndarray | None  # None without a judge
     margin: np.ndarray | None
@@ -80,7 +81,41 @@ def run_replay(
     prompts = list(chosen["prompt"])
     judgement, margin = judge(prompts, answers[cand.name], answers[champ.name]) if judge else (None, None)
     clusters_chosen = chosen["_cluster"].to_numpy()
-    return Replay(prompts, answers[cand.name], answers[champ.name], clusters_chosen, kl, judgement, margin)
+    return Replay(
+        prompts, answers[cand.name], answers[champ.name], clusters_chosen, tags(chosen), kl, judgement, margin
+    )
+
+
+def slice_metrics(r: Replay, cfg: EvalsConfig) -> list[dict[str, Any]]:
+    """Win rate per tag value for the configured tag keys (as the agreement slices), with a
+    cluster-bootstrap interval; slices with fewer than ``min_slice_prompts`` prompts are marked
+    not judged. Empty without a judge."""
+    if r.judgement is None:
+        return []
+    result = []
+    for key in cfg.slice_tag_keys:
+        values = np.array([t.get(key, "") for t in r.tags], dtype=object)
+        for value in sorted({v for v in values if v}):
+            mask = values == value
+            judged = r.judgement[mask]
+            entry: dict[str, Any] = {
+                "key": key,
+                "value": value,
+                "prompts": int(mask.sum()),
+                "wins": int((judged > 0.5).sum()),
+                "ties": int((judged == 0.5).sum()),
+                "losses": int((judged < 0.5).sum()),
+                "judged": bool(mask.sum() >= cfg.min_slice_prompts),
+                "win_rate": stats.estimate(
+                    stats.weighted_mean(judged),
+                    r.clusters[mask],
+                    cfg.bootstrap_samples,
+                    cfg.ci_level,
+                    cfg.seed,
+                ).to_dict(),
+            }
+            result.append(entry)
+    return result
 
 
 def _rate(texts: list[str], test: Any) -> float:

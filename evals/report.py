@@ -40,10 +40,27 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _slice_bars(names: list[str], estimates: list[dict[str, float]], xlabel: str) -> str:
+    """One bar per slice with its interval, and a line at 0.5 (no change)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1))
+    values = [e["value"] for e in estimates]
+    errors = np.array([[e["value"] - e["low"], e["high"] - e["value"]] for e in estimates]).T
+    ax.barh(names, values, xerr=np.nan_to_num(errors), color="#4a6fa5")
+    ax.axvline(0.5, color="black", linewidth=1)
+    ax.set_xlabel(xlabel)
+    return _png(fig)
+
+
 def plots(
-    reward: np.ndarray, labels: np.ndarray, lengths: dict[str, list[int]], slices: list[dict[str, Any]]
+    reward: np.ndarray,
+    labels: np.ndarray,
+    lengths: dict[str, list[int]],
+    slices: list[dict[str, Any]],
+    replay_slices: list[dict[str, Any]] | None = None,
 ) -> dict[str, str]:
-    """Base64 PNGs: reward by label, answer lengths, slice AUCs."""
+    """Base64 PNGs: reward by label, answer lengths, slice AUCs, slice win rates."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
@@ -66,16 +83,17 @@ def plots(
         out["Replay answer lengths"] = _png(fig)
     judged = [s for s in slices if "auc" in s]
     if judged:
-        fig, ax = plt.subplots(figsize=(6, 0.4 * len(judged) + 1))
-        names = [f"{s['key']}={s['value']} (n={s['rows']})" for s in judged]
-        values = [s["auc"]["value"] for s in judged]
-        errors = np.array(
-            [[s["auc"]["value"] - s["auc"]["low"], s["auc"]["high"] - s["auc"]["value"]] for s in judged]
-        ).T
-        ax.barh(names, values, xerr=np.nan_to_num(errors), color="#4a6fa5")
-        ax.axvline(0.5, color="black", linewidth=1)
-        ax.set_xlabel("AUC per slice (0.5 = no change)")
-        out["Slices"] = _png(fig)
+        out["Slices"] = _slice_bars(
+            [f"{s['key']}={s['value']} (n={s['rows']})" for s in judged],
+            [s["auc"] for s in judged],
+            "AUC per slice (0.5 = no change)",
+        )
+    if replay_slices:
+        out["Replay slices"] = _slice_bars(
+            [f"{s['key']}={s['value']} (n={s['prompts']})" for s in replay_slices],
+            [s["win_rate"] for s in replay_slices],
+            "replay win rate per slice (0.5 = as good as the champion)",
+        )
     return out
 
 

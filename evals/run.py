@@ -2,7 +2,8 @@
 
 1. agreement with users (implicit reward, AUC and margin with cluster-bootstrap CIs),
 2. replay (both models answer held-out prompts; a judge compares; win rate and LC win rate),
-3. guards (length ratio, chosen-probability drop, KL drift, slices, format, refusals),
+3. guards (length ratio, chosen-probability drop, KL drift, slices by agreement and by replay,
+   format, refusals),
 4. the decision, 5. the report under ``<registry>/evals/<candidate>-vs-<champion>/``.
 
 The gate decides and reports; it never switches the champion (``nightly``
@@ -22,6 +23,7 @@ from evals import agreement, data, decision, report
 from evals.errors import EvalError
 from evals.judges import make_judge
 from evals.replay import Replay, replay_metrics, run_replay
+from evals.replay import slice_metrics as replay_slice_metrics
 from evals.scoring import load, pick_device
 from flywheel.config import write_resolved
 from flywheel.registry import Registry
@@ -113,6 +115,7 @@ def run(config: Any, candidate: str | None = None, snapshot: str | Path | None =
     if cfg.replay_prompts:
         replayed = run_replay(frame, clusters, cand, champ, make_judge(cfg), cfg)
         metrics["replay"] = replay_metrics(replayed, cfg)
+        metrics["replay_slices"] = replay_slice_metrics(replayed, cfg)
     metrics["timing"] = {
         "agreement_s": scored - started,
         "replay_s": time.perf_counter() - scored,
@@ -125,7 +128,7 @@ def run(config: Any, candidate: str | None = None, snapshot: str | Path | None =
         "candidate": [len(t) for t in replayed.candidate] if replayed else [],
         "champion": [len(t) for t in replayed.champion] if replayed else [],
     }
-    images = report.plots(scores.reward, labels, lengths, metrics["slices"])
+    images = report.plots(scores.reward, labels, lengths, metrics["slices"], metrics.get("replay_slices", []))
     result.report_path = report.write(
         folder, result, images, examples(replayed, cfg.examples) if replayed else {}
     )

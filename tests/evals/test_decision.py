@@ -136,6 +136,65 @@ def test_a_regressing_slice_rejects_and_small_slices_are_not_judged() -> None:
     assert "workload=b" not in d.reasons[0]
 
 
+def replay_slice(value: str, prompts: int, win_rate: dict[str, float]) -> dict[str, Any]:
+    return {
+        "key": "workload",
+        "value": value,
+        "prompts": prompts,
+        "judged": prompts >= 20,
+        "win_rate": win_rate,
+    }
+
+
+def test_a_replay_slice_that_loses_rejects_and_small_replay_slices_are_not_judged() -> None:
+    m = metrics()
+    m["replay_slices"] = [replay_slice("a", 30, est(0.6, 0.5, 0.7)), replay_slice("b", 5, est(0.0, 0.0, 0.0))]
+    d = decide(m, EvalsConfig(), "v2", "v1", "snap")
+    assert d.promote  # b lost every pair, but 5 prompts are not evidence
+    assert "replay_slices: 1 replay slice(s), every win rate >= 0.400" in d.reasons
+    m["replay_slices"][0]["win_rate"] = est(0.3, 0.15, 0.45)
+    d = decide(m, EvalsConfig(), "v2", "v1", "snap")
+    assert not d.promote
+    assert d.reasons[0] == (
+        "replay_slices: replay slice regression: workload=a (win rate 0.300, CI [0.150, 0.450], 30 prompts)"
+    )
+    # the threshold is the config's
+    assert decide(m, EvalsConfig(max_slice_win_drop=0.25), "v2", "v1", "snap").promote
+
+
+def test_replay_slice_metrics_count_and_estimate_per_tag_value() -> None:
+    import numpy as np
+
+    from evals.replay import Replay, slice_metrics
+
+    judgement = np.array([1.0, 1.0, 0.5, 0.0, 0.0, 0.0, 1.0])
+    tags = [{"workload": "a"}] * 4 + [{"workload": "b"}] * 2 + [{}]
+    r = Replay(
+        prompts=[f"p{i}" for i in range(7)],
+        candidate=[""] * 7,
+        champion=[""] * 7,
+        clusters=np.arange(7),
+        tags=tags,
+        kl_per_token=np.zeros(7),
+        judgement=judgement,
+        margin=judgement - 0.5,
+    )
+    cfg = EvalsConfig(min_slice_prompts=3, bootstrap_samples=200)
+    a, b = slice_metrics(r, cfg)  # the untagged prompt is in no slice
+    assert (a["value"], a["prompts"], a["wins"], a["ties"], a["losses"], a["judged"]) == (
+        "a",
+        4,
+        2,
+        1,
+        1,
+        True,
+    )
+    assert a["win_rate"]["value"] == pytest.approx(2.5 / 4)
+    assert a["win_rate"]["low"] <= a["win_rate"]["value"] <= a["win_rate"]["high"]
+    assert (b["prompts"], b["losses"], b["judged"], b["win_rate"]["value"]) == (2, 2, False, 0.0)
+    assert slice_metrics(Replay(**{**r.__dict__, "judgement": None}), cfg) == []
+
+
 def test_format_guard_and_other_primary_metrics() -> None:
     m = metrics()
     m["replay"].update(format_rate_candidate=0.5, format_rate_champion=0.9)
@@ -154,6 +213,7 @@ def test_bad_gate_settings_are_reported_together(tmp_path: Path) -> None:
     f.write_text(
         '[evals]\nprimary_metric = "vibes"\njudge = "endpoint"\nci_level = 1.5\n'
         'min_length_ratio = 2.0\nformat_regex = "("\nmin_eval_rows_per_class = 0\n'
+        "min_slice_prompts = 0\nmax_slice_win_drop = 0.9\n"
     )
     with pytest.raises(ConfigError) as info:
         cfgmod.load(f, env={})
@@ -165,6 +225,8 @@ def test_bad_gate_settings_are_reported_together(tmp_path: Path) -> None:
         "min_length_ratio",
         "format_regex",
         "never promotes without held-out evidence",
+        "min_slice_rows and min_slice_prompts must be >= 1",
+        "max_slice_auc_drop and max_slice_win_drop must be in [0, 0.5]",
     ):
         assert expected in text
     with pytest.raises(ConfigError, match="needs replay"):

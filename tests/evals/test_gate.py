@@ -81,7 +81,11 @@ def test_candidate_trained_on_user_feedback_is_promoted(gate: dict[str, Any], ca
         < html.index("<h2>Metrics")
         < html.index("<h2>Plots")
     )
-    assert html.count("data:image/png;base64,") == 3  # reward by label, lengths, slices
+    assert html.count("data:image/png;base64,") == 4  # reward by label, lengths, slices, replay slices
+    # every replayed prompt has a workload tag: the replay slices share out all of them
+    slices = report["metrics"]["replay_slices"]
+    assert sum(s["prompts"] for s in slices) == replay["prompts"] == GATE["evals.replay_prompts"]
+    assert sum(s["wins"] + s["ties"] + s["losses"] for s in slices) == replay["prompts"]
     assert (folder / "config.toml").is_file()
 
 
