@@ -106,6 +106,7 @@ class IngestService:
         self.durable: dict[TopicPartition, OffsetAndMetadata] = {}
         self.confirmed: dict[TopicPartition, OffsetAndMetadata] = {}  # acknowledged by the broker
         self.flusher = Flusher(self.lake, self.cfg)
+        self.closing = False  # set once the loop is over: the writer is stopped, nothing more is committed
 
     # -- Kafka ------------------------------------------------------------
 
@@ -174,6 +175,12 @@ class IngestService:
 
     def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Flush and commit what is ours before the partitions move; drop (uncommitted) what fails."""
+        if self.closing:
+            # The consumer's close revokes everything: what the stop had to commit is committed, and
+            # after a failure nothing more may be (the next owner replays the rest).
+            for tp in revoked:
+                self.batches.pop(tp, None)
+            return
         for tp in revoked:
             batch = self.batches.pop(tp, None)
             if batch is not None and len(batch):
@@ -334,6 +341,7 @@ class IngestService:
                     self.flusher.submit(batch)
             self.complete(wait=True)
         finally:
+            self.closing = True
             self.flusher.close()
             # autocommit=False: never commit a position whose data is not on disk.
             self.consumer.close(autocommit=False)

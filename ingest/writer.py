@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flywheel.errors import TerminalError
 from flywheel.fsutil import fsync_dir
 from ingest import lake as lake_layout
 from ingest.schema import COLUMNS
@@ -164,6 +165,36 @@ def _write_atomic(table: pa.Table, folder: Path, name: str, created: set[Path]) 
     return tmp, folder / name
 
 
+def _check_same_log(new: Path, old: Path, topic: str, partition: int) -> None:
+    """Refuse to replace ``old`` unless ``new`` holds records of the same log.
+
+    A file is named by the offsets of its batch, so replaying after a crash rewrites the same name
+    with the same records. If the partition's offsets restarted (the topic was deleted and created
+    again, or the broker lost its log), the same name would come with other records, and replacing
+    the file would lose the old ones. The same log has the same Kafka timestamp at the same offset:
+    every offset the two files share must agree, and they must share one. (Offsets only one of them
+    has are allowed: a new version of the validator may judge a record differently.)"""
+    columns = ["_offset", "_kafka_timestamp"]
+    before, after = (pq.read_table(path, columns=columns).to_pydict() for path in (old, new))
+    stamps = dict(zip(before["_offset"], before["_kafka_timestamp"], strict=True))
+    shared = [(o, t) for o, t in zip(after["_offset"], after["_kafka_timestamp"], strict=True) if o in stamps]
+    differ = [(o, t) for o, t in shared if stamps[o] != t]
+    if shared and not differ:
+        return
+    detail = (
+        f"offset {differ[0][0]} was written at {stamps[differ[0][0]]} and is now {differ[0][1]}"
+        if differ
+        else "the two hold no offset in common"
+    )
+    raise TerminalError(
+        f"{old} holds other records of {topic}[{partition}] than the batch replayed under its name "
+        f"({detail}): the partition's offsets restarted (topic recreated or broker log lost). "
+        "Nothing was overwritten or committed",
+        hint=f"move the lake's files of {topic} aside (or point paths.lake at a new folder, or consume "
+        "a topic of another name), then restart ingest; the records are still in Kafka",
+    )
+
+
 def write_batch(
     lake: Path,
     stream: str,
@@ -180,7 +211,8 @@ def write_batch(
     ``table`` holds the batch's valid rows (stream schema), ``letters`` its bad records.
     Steps, in this order, because the caller commits offsets right after we return:
       1. every table goes to a hidden temporary name in its final folder and is fsynced;
-      2. each is renamed onto its deterministic name (a replay overwrites, never duplicates);
+      2. each is renamed onto its deterministic name (a replay overwrites, never duplicates; a file
+         of that name holding other records of the partition is never replaced: see _check_same_log);
       3. every folder touched (and the parent of any folder created) is fsynced so the renames survive a crash.
     An exception anywhere leaves at most hidden temp files, which the next owner of the partition removes.
     """
@@ -199,6 +231,9 @@ def write_batch(
             for day, part in _split_by_day(dead, np.array([d.day for d in letters])):
                 folder = lake_layout.date_folder(lake, "dlq", stream, day)
                 pending.append(_write_atomic(part, folder, name, created))
+        for tmp, final in pending:
+            if final.exists():  # a replay after a crash; a different log under the same name is not
+                _check_same_log(tmp, final, topic, partition)
     except BaseException:
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)

@@ -151,6 +151,33 @@ def test_two_consumers_split_the_partitions_and_a_leaver_hands_over(broker, tmp_
     _assert_offsets_match_disk(config)
 
 
+def test_a_broker_that_lost_its_log_is_refused_and_the_lake_keeps_what_it_had(broker_config):
+    """Another broker, or the same one restarted without its data, serves the same topic names
+    from offset 0 again: the batches it gives have the names of files already in the lake but
+    other records. Ingest stops with what to do; no file changes and no offset is committed."""
+    from flywheel.broker import EmbeddedBroker
+    from flywheel.errors import TerminalError
+
+    config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5})
+    lake = Path(config.paths.lake)
+    _produce(config, 200)
+    ingest(config)
+    before = {p: p.read_bytes() for p in files(lake)}
+    assert len(ids(lake, "traces", "trace_id")) == 200
+    topics = (config.kafka.traces_topic, config.kafka.feedback_topic)
+    with EmbeddedBroker(topics=topics, partitions=4) as other:
+        again = config.replace(
+            **{"kafka.bootstrap_servers": other.bootstrap, "ingest.group_id": config.ingest.group_id + "-2"}
+        )
+        _produce(again, 200, start=1000)
+        with pytest.raises(TerminalError, match="offsets restarted") as info:
+            ingest(again)
+        assert "move the lake's files" in (info.value.hint or "")
+        assert not any(committed(again).values())
+    assert {p: p.read_bytes() for p in files(lake)} == before
+    assert not temps(lake)
+
+
 def test_unknown_fields_are_kept(broker_config):
     config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5})
     with EventProducer(config.kafka) as out:
