@@ -23,6 +23,7 @@ DQ_CHECKS = (
     "class_ratio",
     "both_classes_in_train",
     "min_train_rows",
+    "eval_share",
 )
 
 
@@ -84,6 +85,11 @@ class CurationConfig:
         10.0, "raw_timestamps_in_range fails for event times this far after their ingestion"
     )
     min_train_rows: int = setting(2, "min_train_rows fails with fewer training rows")
+    min_eval_share_of_fraction: float = setting(
+        0.5,
+        "eval_share fails when the eval split's share of rows is below this times eval_fraction "
+        "(prompts repeated across sessions stay in train, which shrinks the eval split)",
+    )
 
     def validate(self) -> list[str]:
         problems = []
@@ -101,6 +107,10 @@ class CurationConfig:
             )
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if not 0.0 <= self.min_eval_share_of_fraction <= 1.0:
+            problems.append(
+                f"min_eval_share_of_fraction must be in [0, 1], got {self.min_eval_share_of_fraction}"
+            )
         for name in ("max_age_days", "trace_lookback_days", "keep_last_champions", "max_per_prompt"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -73,6 +73,7 @@ def metric_rules(cfg: CurationConfig) -> list[tuple[str, str, float | None, floa
         ("class_ratio", "train_desirable_share", cfg.min_desirable_share, cfg.max_desirable_share),
         ("both_classes_in_train", "train_classes", 2, 2),
         ("min_train_rows", "train_rows", cfg.min_train_rows, None),
+        ("eval_share", "eval_share", cfg.eval_fraction * cfg.min_eval_share_of_fraction, None),
     ]
 
 

@@ -69,6 +69,7 @@ def _metrics(con: Any, cfg: Any, result: Result) -> dict[str, float]:
     limits |= {"min_completion": cfg.min_completion_chars, "max_completion": max_c}
     cur = con.execute(load_sql("q_curated_profile"), limits).df().iloc[0].to_dict()
     judged = counts["after_age_date"] - counts["pending"]
+    kept = counts["train"] + counts["eval"]
     seen = counts["after_latest_action"] + counts["aged_out_by_date_folders"]
     return {
         "raw_required_nulls": float(raw["required_nulls"]),
@@ -87,6 +88,7 @@ def _metrics(con: Any, cfg: Any, result: Result) -> dict[str, float]:
         "train_classes": float(cur["train_classes"] or 0),
         "train_rows": float(cur["train_rows"] or 0),
         "curated_bad_lengths": float(cur["curated_bad_lengths"] or 0),
+        "eval_share": counts["eval"] / kept if kept else 0.0,
     }
 
 

@@ -45,3 +45,24 @@ def test_critical_failures_stop_the_round_and_keep_the_report(tmp_path: Path) ->
 def test_a_lake_without_feedback_says_to_run_ingest(tmp_path: Path) -> None:
     with pytest.raises(CurationError, match="flywheel ingest"):
         run(make_config(tmp_path))
+
+
+def test_an_eval_split_shrunk_by_shared_prompts_is_a_warning(tmp_path: Path) -> None:
+    def eval_share(root: Path, **overrides: float) -> dict:
+        # Sessions 2k and 2k+1 share a prompt: a pair reaches eval only when both sessions hash there.
+        b = LakeBuilder()
+        for i in range(200):
+            b.trace(f"T{i}", "2026-03-30T08:00:00Z", f"prompt {i // 2}", f"answer {i}", session_id=f"s{i}")
+            b.feedback(f"e{i}", f"T{i}", "2026-03-30T09:00:00Z", "up" if i % 3 else "down", f"u{i}")
+        b.write(root / "lake")
+        config = make_config(root, **{"curation.eval_fraction": 0.3, **overrides})
+        manifest = load_manifest(run(config, as_of="2026-03-31T00:00:00Z"))  # warnings never stop it
+        check = next(c for c in manifest["quality"] if c["name"] == "eval_share")
+        return {**check, "eval": manifest["counts"]["eval"], "kept": manifest["counts"]["after_balance"]}
+
+    shrunk = eval_share(tmp_path / "a")
+    assert 0 < shrunk["eval"] < 0.15 * shrunk["kept"]  # 0.3 of the sessions were hashed to eval
+    assert shrunk["severity"] == "warning" and shrunk["success"] is False
+    assert shrunk["expected"] == ">= 0.15"
+    relaxed = eval_share(tmp_path / "b", **{"curation.min_eval_share_of_fraction": 0.1})
+    assert relaxed["success"] is True and relaxed["eval"] == shrunk["eval"]
