@@ -9,6 +9,7 @@ from flywheel.config import setting
 CONFLICT_POLICIES = ("majority", "drop", "keep")
 TIE_POLICIES = ("drop", "keep")
 BALANCE_MODES = ("weights", "downsample")
+SPLIT_KEYS = ("session", "prompt")
 SNAPSHOT_CODECS = ("snappy", "zstd", "lz4_raw")
 # Data-quality expectations that may be made critical (stop the round) or left as warnings.
 DQ_CHECKS = (
@@ -57,6 +58,11 @@ class CurationConfig:
         "weights", "weights: KTO class weights with the ratio in [1, 4/3]; downsample: drop majority rows"
     )
     eval_fraction: float = setting(0.1, "share of sessions (else traces) held out for evaluation")
+    split_by: str = setting(
+        "session",
+        "what the held-out split hashes: session (else trace) ids, or prompts (when prompts repeat "
+        "across sessions, which keeps them in train and shrinks the eval split: see eval_share)",
+    )
     seed: int = setting(0, "salts the split, caps and downsampling: same seed, same snapshot")
     threads: int = setting(2, "DuckDB worker threads")
     memory_limit: str = setting("2.5GB", "DuckDB memory limit (spills to disk beyond it)")
@@ -88,7 +94,8 @@ class CurationConfig:
     min_eval_share_of_fraction: float = setting(
         0.5,
         "eval_share fails when the eval split's share of rows is below this times eval_fraction "
-        "(prompts repeated across sessions stay in train, which shrinks the eval split)",
+        "(prompts repeated across sessions stay in train, which shrinks the eval split; "
+        "split_by = prompt avoids it)",
     )
 
     def validate(self) -> list[str]:
@@ -107,6 +114,8 @@ class CurationConfig:
             )
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.split_by not in SPLIT_KEYS:
+            problems.append(f"split_by must be one of {SPLIT_KEYS}, got {self.split_by!r}")
         if not 0.0 <= self.min_eval_share_of_fraction <= 1.0:
             problems.append(
                 f"min_eval_share_of_fraction must be in [0, 1], got {self.min_eval_share_of_fraction}"

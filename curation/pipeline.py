@@ -176,6 +176,7 @@ def run_pipeline(
         "max_per_prompt": cfg.max_per_prompt,
         "max_per_user": cfg.max_per_user,
         "eval_ppm": round(cfg.eval_fraction * 1_000_000),
+        "split_by": cfg.split_by,
         "redact": cfg.redact_pii,
         "skew_minutes": cfg.max_future_skew_minutes,
     }

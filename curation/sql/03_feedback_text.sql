@@ -11,8 +11,8 @@ SELECT
     coalesce(longer_than(prompt, $max_prompt), false) AS sc_p_long,
     coalesce(shorter_than(completion, $min_completion), true) AS sc_c_empty,
     coalesce(longer_than(completion, $max_completion), false) AS sc_c_long,
-    -- the held-out split of feedback with no trace goes by its trace_id (11_split.sql)
-    hash($seed, trace_id) AS sc_split_key
+    -- the held-out split of feedback with no trace goes by its trace_id, or its prompt (11_split.sql)
+    CASE WHEN $split_by = 'prompt' THEN hash($seed, hash(prompt)) ELSE hash($seed, trace_id) END AS sc_split_key
 FROM feedback_src
 WHERE event_time <= $as_of AND _ingested_at <= $as_of
     AND (edited_completion IS NOT NULL OR prompt IS NOT NULL OR completion IS NOT NULL)

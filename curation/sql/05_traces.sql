@@ -8,7 +8,8 @@ wanted AS (
 known_then AS MATERIALIZED (
     SELECT
         hash(t.trace_id) AS t1, hash('trace', t.trace_id) AS t2,
-        hash($seed, coalesce(t.session_id, t.trace_id)) AS split_key,
+        CASE WHEN $split_by = 'prompt' THEN hash($seed, hash(t.prompt))
+            ELSE hash($seed, coalesce(t.session_id, t.trace_id)) END AS split_key,
         hash(t.prompt) AS ph, hash(t.completion) AS ch,
         coalesce(shorter_than(t.prompt, $min_prompt), true) AS p_empty,
         coalesce(longer_than(t.prompt, $max_prompt), false) AS p_long,

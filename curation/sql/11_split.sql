@@ -1,5 +1,6 @@
--- Held-out eval slice by a seeded hash of the session (else trace) id; a prompt that has any
--- row on the train side stays wholly in train, so no prompt is on both sides.
+-- Held-out eval slice by a seeded hash of the session (else trace) id, or of the prompt
+-- (split_by, 05_traces.sql); a prompt that has any row on the train side stays wholly in train,
+-- so no prompt is on both sides (by prompt, all of a prompt's rows already agree).
 WITH
 kept AS (
     SELECT * EXCLUDE (reason) FROM capped WHERE reason = 'ok'

@@ -110,6 +110,21 @@ def test_split_is_by_session_deterministic_and_keeps_prompts_on_one_side(tmp_pat
     assert 0 < result.counts["eval"] < 0.3 * 200
 
 
+def test_split_by_prompt_holds_out_eval_fraction_of_the_prompts(tmp_path: Path) -> None:
+    opts = {"curation.eval_fraction": 0.3, "curation.split_by": "prompt"}
+    result, rows = _curate(tmp_path / "a", _many_sessions(), **opts)
+    _, again = _curate(tmp_path / "b", _many_sessions(), **opts)
+    assert {r["trace_id"]: r["split"] for r in rows} == {r["trace_id"]: r["split"] for r in again}
+    sides: dict[str, set[str]] = {}
+    for r in rows:
+        sides.setdefault(r["prompt"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in sides.values())  # no prompt on both sides, none moved
+    assert result.counts["moved_to_train_shared_prompt"] == 0
+    held_out = sum(s == {"eval"} for s in sides.values())
+    # 100 prompts, each held out with probability 0.3 (by session, a pair needs both sessions hashed there)
+    assert 15 <= held_out <= 45 and result.counts["eval"] == 2 * held_out
+
+
 def test_downsample_puts_the_class_ratio_in_band(tmp_path: Path) -> None:
     b = LakeBuilder()
     for i in range(40):
@@ -206,6 +221,8 @@ def test_bad_as_of_and_bad_options_say_what_to_do() -> None:
         make_config(Path("."), **{"curation.conflict_policy": "vote"})
     with pytest.raises(ConfigError, match="unknown checks"):
         make_config(Path("."), **{"curation.critical_checks": ("no_such_check",)})
+    with pytest.raises(ConfigError, match="split_by must be one of"):
+        make_config(Path("."), **{"curation.split_by": "user"})
 
 
 def test_a_window_where_every_row_is_dropped_gives_zero_counts(tmp_path: Path) -> None:
