@@ -4,6 +4,7 @@ interval excludes no improvement and every guard passes. Every check leaves a re
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,35 @@ def evidence_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
     return Check("min_evidence", not short, float(min(up, down)), threshold, reason)
 
 
+def _slice_check(
+    name: str,
+    kind: str,
+    label: str,
+    slices: list[dict[str, Any]],
+    metric: str,
+    floor: float,
+    detail: Callable[[dict[str, Any]], str],
+) -> Check | None:
+    """Every judged slice's ``metric`` at least ``floor``; None when no slice is judged.
+    ``detail`` adds to a failing slice's value in the reason."""
+    judged = [s for s in slices if s["judged"]]
+    if not judged:
+        return None
+    failing = [s for s in judged if s[metric]["value"] < floor]
+    names = ", ".join(
+        f"{s['key']}={s['value']} ({label} {_f(s[metric]['value'])}{detail(s)})" for s in failing
+    )
+    return Check(
+        name,
+        not failing,
+        min(s[metric]["value"] for s in judged),
+        f"every slice {label} >= {floor}",
+        f"{kind} regression: {names}"
+        if failing
+        else f"{len(judged)} {kind}(s), every {label} >= {_f(floor)}",
+    )
+
+
 def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
     checks = []
     chosen = metrics["agreement"]["chosen_logp_change"]["value"]
@@ -169,42 +199,19 @@ def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
                     f"{_f(replay['refusal_rate_champion'])} (rise allowed {cfg.max_refusal_increase})",
                 )
             )
-    floor = 0.5 - cfg.max_slice_auc_drop
-    judged = [s for s in metrics.get("slices", []) if s["judged"]]
-    failing = [s for s in judged if s["auc"]["value"] < floor]
-    if judged:
-        names = ", ".join(f"{s['key']}={s['value']} (AUC {_f(s['auc']['value'])})" for s in failing)
-        checks.append(
-            Check(
-                "slices",
-                not failing,
-                min(s["auc"]["value"] for s in judged),
-                f"every slice AUC >= {floor}",
-                f"slice regression: {names}"
-                if failing
-                else f"{len(judged)} slice(s), every AUC >= {_f(floor)}",
-            )
-        )
-    floor = 0.5 - cfg.max_slice_win_drop
-    judged = [s for s in metrics.get("replay_slices", []) if s["judged"]]
-    failing = [s for s in judged if s["win_rate"]["value"] < floor]
-    if judged:
-        names = ", ".join(
-            f"{s['key']}={s['value']} (win rate {_f(s['win_rate']['value'])}, "
-            f"CI [{_f(s['win_rate']['low'])}, {_f(s['win_rate']['high'])}], {s['prompts']} prompts)"
-            for s in failing
-        )
-        checks.append(
-            Check(
-                "replay_slices",
-                not failing,
-                min(s["win_rate"]["value"] for s in judged),
-                f"every slice win rate >= {floor}",
-                f"replay slice regression: {names}"
-                if failing
-                else f"{len(judged)} replay slice(s), every win rate >= {_f(floor)}",
-            )
-        )
+    auc_check = _slice_check(
+        "slices", "slice", "AUC", metrics.get("slices", []), "auc", 0.5 - cfg.max_slice_auc_drop, lambda s: ""
+    )
+    win_check = _slice_check(
+        "replay_slices",
+        "replay slice",
+        "win rate",
+        metrics.get("replay_slices", []),
+        "win_rate",
+        0.5 - cfg.max_slice_win_drop,
+        lambda s: f", CI [{_f(s['win_rate']['low'])}, {_f(s['win_rate']['high'])}], {s['prompts']} prompts",
+    )
+    checks += [c for c in (auc_check, win_check) if c is not None]
     return checks
 
 
