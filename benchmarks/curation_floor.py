@@ -1,0 +1,76 @@
+"""The floor the curation benchmark measures beside the curation, in the same run: what no
+curation of the lake can beat on this machine, in two parts (see each function)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+
+def copy_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
+    """What no curation of this lake can beat here: the columns the snapshot takes from every trace
+    in the window read once and written once, as the snapshot writer writes them, with nothing
+    decided (no dedupe, join, filter, redaction, split or report). More rows than the snapshot
+    has (every trace, not only those with feedback), fewer reads than a curation needs (one)."""
+    import tempfile
+
+    from curation.pipeline import Window, _source, connect
+    from curation.run import parse_as_of
+    from curation.snapshot import _BATCH_ROWS, _SplitWriter
+    from flywheel.config import defaults
+
+    cfg = defaults().curation
+    window = Window.build(parse_as_of(as_of), cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
+    first = window.cutoff.date() - dt.timedelta(days=cfg.trace_lookback_days)
+    _source(con, lake, "traces", first, window.as_of.date())
+    columns = "prompt, prompt_format, completion, trace_id, model_version, session_id, user_id, tags"
+    reader = con.sql(f"SELECT {columns} FROM traces_src").to_arrow_reader(_BATCH_ROWS)
+    writer = _SplitWriter(out / "copy.parquet", reader.schema, cfg.snapshot_compression)
+    rows = 0
+    for batch in reader:
+        writer.add(batch)
+        rows += batch.num_rows
+    writer.close()
+    return {"rows": rows}
+
+
+def keys_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
+    """The other part of the floor: what any curation must compute before it knows its rows, done
+    bare. The window's feedback keys and traces' text hashed (one read of the text), then the
+    decisions' set operations on those hashes with nothing else carried: copies of an event,
+    latest action per user and trace, the join to traces, votes per prompt and completion,
+    caps per prompt and per user, and the split's test per prompt. No counts, edits, flags,
+    ordering or exactness checks (the curation reads real keys where hashes collide)."""
+    import tempfile
+
+    from curation.pipeline import Window, _source, connect
+    from curation.run import parse_as_of
+    from flywheel.config import defaults
+
+    cfg = defaults().curation
+    window = Window.build(parse_as_of(as_of), cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
+    first = window.cutoff.date()
+    _source(con, lake, "feedback", first, window.as_of.date())
+    _source(con, lake, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), window.as_of.date())
+    steps = [
+        "CREATE TEMP TABLE f AS SELECT hash(event_id) AS e, hash(user_id, trace_id) AS g,"
+        " hash(user_id) AS u, hash(trace_id) AS t, label = 'up' AS up FROM feedback_src",
+        "CREATE TEMP TABLE tr AS SELECT hash(trace_id) AS t, hash(prompt) AS ph, hash(completion) AS ch,"
+        " hash(session_id) AS s FROM traces_src",
+        "CREATE TEMP TABLE copies AS SELECT e FROM f GROUP BY e HAVING count(*) > 1",
+        "CREATE TEMP TABLE latest AS SELECT g FROM f GROUP BY g HAVING count(*) > 1",
+        "CREATE TEMP TABLE j AS SELECT f.*, tr.ph, tr.ch, tr.s FROM f JOIN tr ON f.t = tr.t",
+        "CREATE TEMP TABLE votes AS SELECT ph, ch FROM j GROUP BY ph, ch HAVING bool_or(up) AND NOT bool_and(up)",
+        f"CREATE TEMP TABLE per_prompt AS SELECT ph FROM j GROUP BY ph HAVING count(*) > {cfg.max_per_prompt}",
+        f"CREATE TEMP TABLE per_user AS SELECT u FROM j GROUP BY u HAVING count(*) > {cfg.max_per_user}",
+        "CREATE TEMP TABLE held_out AS SELECT ph FROM j GROUP BY ph"
+        f" HAVING bool_and(s % 1000000 < {round(cfg.eval_fraction * 1_000_000)})",
+    ]
+    for sql in steps:
+        con.execute(sql)
+    joined = con.execute("SELECT count(*) FROM j").fetchone()
+    return {"rows": int(joined[0]) if joined else 0}
