@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from evals.scoring import Loaded
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    text: str  # decoded, special tokens dropped, stripped
+    prompt_ids: list[int]  # the prompt as the model saw it (truncated on the left, no padding)
+    answer_ids: list[int]  # the tokens sampled, through the first end-of-sequence token if any
+
+
+def generate(m: Loaded, prompts: Sequence[str], **kwargs: Any) -> list[str]:
+    """One answer text per prompt, in order (see :func:`sample` for the arguments)."""
+    return [a.text for a in sample(m, prompts, **kwargs)]
+
+
 @torch.no_grad()
-def generate(
+def sample(
     m: Loaded,
     prompts: Sequence[str],
     *,
@@ -20,8 +34,8 @@ def generate(
     batch_size: int,
     seed: int,
     max_prompt_tokens: int = 1024,
-) -> list[str]:
-    """One answer per prompt, in order.
+) -> list[Answer]:
+    """One answer per prompt, in order, with the token ids it was sampled as.
 
     Prompts are sorted by length so a batch carries little padding; each batch
     reseeds from ``seed`` and its position so the answers do not depend on
@@ -32,7 +46,7 @@ def generate(
     tok.padding_side = "left"
     tok.truncation_side = "left"
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    answers = [""] * len(prompts)
+    answers: list[Answer | None] = [None] * len(prompts)
     sample = temperature > 0
     for number, start in enumerate(range(0, len(order), batch_size)):
         idx = order[start : start + batch_size]
@@ -54,8 +68,18 @@ def generate(
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
         )
-        new = out[:, enc["input_ids"].shape[1] :]
+        new = out[:, enc["input_ids"].shape[1] :].tolist()
         for j, i in enumerate(idx):
-            answers[i] = tok.decode(new[j], skip_special_tokens=True).strip()
+            ids = new[j]
+            if tok.eos_token_id is not None and tok.eos_token_id in ids:
+                ids = ids[: ids.index(tok.eos_token_id) + 1]  # what follows is padding
+            prompt = [
+                t
+                for t, keep in zip(
+                    enc["input_ids"][j].tolist(), enc["attention_mask"][j].tolist(), strict=True
+                )
+                if keep
+            ]
+            answers[i] = Answer(tok.decode(new[j], skip_special_tokens=True).strip(), prompt, ids)
     tok.padding_side = "right"
-    return answers
+    return [a for a in answers if a is not None]

@@ -20,7 +20,7 @@ import pandas as pd
 from evals import stats
 from evals.config import EvalsConfig
 from evals.data import render_prompt, tags
-from evals.generate import generate
+from evals.generate import sample
 from evals.judges import Judge
 from evals.scoring import Loaded, encode, logprobs
 
@@ -54,14 +54,14 @@ def run_replay(
     cfg: EvalsConfig,
 ) -> Replay:
     chosen = pick_prompts(frame, clusters, cfg.replay_prompts, cfg.seed)
-    answers: dict[str, list[str]] = {}
+    sampled = {}
     rendered: dict[str, list[str]] = {}
     for m in (cand, champ):
         rendered[m.name] = [
             render_prompt(p, f, m.tokenizer)
             for p, f in zip(chosen["prompt"], chosen["prompt_format"], strict=True)
         ]
-        answers[m.name] = generate(
+        sampled[m.name] = sample(
             m,
             rendered[m.name],
             max_new_tokens=cfg.max_new_tokens,
@@ -71,10 +71,17 @@ def run_replay(
             seed=cfg.seed,
             max_prompt_tokens=cfg.max_length,
         )
-    pairs = {
-        m.name: encode(m.tokenizer, rendered[cand.name], answers[cand.name], cfg.append_eos)
-        for m in (cand, champ)
-    }
+    answers = {name: [a.text for a in got] for name, got in sampled.items()}
+    if cand.tokenizer.get_vocab() == champ.tokenizer.get_vocab():
+        # The very tokens the candidate sampled: the estimate is over the samples themselves (text
+        # tokenized again may split differently from how it was generated).
+        same = [(a.prompt_ids, a.answer_ids) for a in sampled[cand.name]]
+        pairs = {cand.name: same, champ.name: same}
+    else:  # each model reads the candidate's text in its own tokens
+        pairs = {
+            m.name: encode(m.tokenizer, rendered[cand.name], answers[cand.name], cfg.append_eos)
+            for m in (cand, champ)
+        }
     lc, n = logprobs(cand, pairs[cand.name], cfg.batch_size, cfg.max_length)
     lh, _ = logprobs(champ, pairs[champ.name], cfg.batch_size, cfg.max_length)
     kl = (lc - lh) / np.maximum(n, 1)

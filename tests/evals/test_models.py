@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from evals import scoring
-from evals.generate import generate
+from evals.generate import generate, sample
 from tests.evals import tiny
 
 PROMPTS = ["what is the answer ?", "the cat", "hello world !", "what is 1 2 3 4 5 ?", "a dog ran on the log"]
@@ -56,6 +56,25 @@ def test_generation_is_seeded_and_batching_does_not_change_greedy_answers(model:
     other = generate(model, PROMPTS, temperature=1.0, batch_size=2, **{**args, "seed": 4})
     assert first == again
     assert first != other
+
+
+def test_sampled_ids_are_the_prompt_as_seen_and_the_tokens_drawn(model: scoring.Loaded) -> None:
+    args: dict[str, Any] = {"max_new_tokens": 6, "temperature": 1.0, "top_p": 1.0, "seed": 3}
+    got = sample(model, PROMPTS, batch_size=2, **args)  # batches pad the shorter prompts on the left
+    assert [a.text for a in got] == generate(model, PROMPTS, batch_size=2, **args)
+    tok = model.tokenizer
+    eos = tok.eos_token_id
+    for prompt, answer in zip(PROMPTS, got, strict=True):
+        assert answer.prompt_ids == tok(prompt)["input_ids"]  # without the padding
+        assert 1 <= len(answer.answer_ids) <= 6
+        assert eos not in answer.answer_ids[:-1]  # cut after the first end of sequence: padding follows
+        assert tok.decode(answer.answer_ids, skip_special_tokens=True).strip() == answer.text
+    # scored as sampled: a model's log-probability of its own tokens, batched or not, is the same
+    pairs = [(a.prompt_ids, a.answer_ids) for a in got]
+    batched, counts = scoring.logprobs(model, pairs, batch_size=5, max_length=64)
+    single, _ = scoring.logprobs(model, pairs, batch_size=1, max_length=64)
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+    assert list(counts) == [len(a.answer_ids) for a in got]
 
 
 def test_a_folder_that_is_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
