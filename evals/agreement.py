@@ -20,7 +20,7 @@ import pandas as pd
 
 from evals import stats
 from evals.config import EvalsConfig
-from evals.data import render_prompt, tags
+from evals.data import render_prompt, tag_slices, tags
 from evals.scoring import Loaded, encode, logprobs
 
 
@@ -83,20 +83,17 @@ def slice_metrics(
     row_tags = tags(frame)
     up = frame["label"].to_numpy(dtype=bool)
     result = []
-    for key in cfg.slice_tag_keys:
-        values = np.array([t.get(key, "") for t in row_tags], dtype=object)
-        for value in sorted({v for v in values if v}):
-            mask = values == value
-            n_up, n_down = int(up[mask].sum()), int((~up[mask]).sum())
-            entry: dict[str, Any] = {"key": key, "value": value, "rows": int(mask.sum()), "up": n_up}
-            entry["down"] = n_down
-            entry["judged"] = bool(mask.sum() >= cfg.min_slice_rows and n_up and n_down)
-            if n_up and n_down:
-                r, lab, cl = scores.reward[mask], up[mask], clusters[mask]
-                auc = stats.estimate(
-                    stats.weighted_auc(r, lab), cl, cfg.bootstrap_samples, cfg.ci_level, cfg.seed
-                )
-                entry["auc"] = auc.to_dict()
-                entry["margin"] = float(stats.weighted_margin(r, lab)(np.ones((1, len(r))))[0])
-            result.append(entry)
+    for key, value, mask in tag_slices(row_tags, cfg.slice_tag_keys):
+        n_up, n_down = int(up[mask].sum()), int((~up[mask]).sum())
+        entry: dict[str, Any] = {"key": key, "value": value, "rows": int(mask.sum()), "up": n_up}
+        entry["down"] = n_down
+        entry["judged"] = bool(mask.sum() >= cfg.min_slice_rows and n_up and n_down)
+        if n_up and n_down:
+            r, lab, cl = scores.reward[mask], up[mask], clusters[mask]
+            auc = stats.estimate(
+                stats.weighted_auc(r, lab), cl, cfg.bootstrap_samples, cfg.ci_level, cfg.seed
+            )
+            entry["auc"] = auc.to_dict()
+            entry["margin"] = float(stats.weighted_margin(r, lab)(np.ones((1, len(r))))[0])
+        result.append(entry)
     return result

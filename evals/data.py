@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,15 @@ def tags(frame: pd.DataFrame) -> list[dict[str, str]]:
             value = {}
         result.append({str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {})
     return result
+
+
+def tag_slices(row_tags: list[dict[str, str]], keys: Sequence[str]) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(key, value, row mask) for every value each tag key takes, in key order then sorted values;
+    rows without the key are in no slice of it."""
+    for key in keys:
+        values = np.array([t.get(key, "") for t in row_tags], dtype=object)
+        for value in sorted({v for v in values if v}):
+            yield key, value, values == value
 
 
 def render_prompt(prompt: str, prompt_format: str, tokenizer: Any) -> str:

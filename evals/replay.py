@@ -19,7 +19,7 @@ import pandas as pd
 
 from evals import stats
 from evals.config import EvalsConfig
-from evals.data import render_prompt, tags
+from evals.data import render_prompt, tag_slices, tags
 from evals.generate import sample
 from evals.judges import Judge
 from evals.scoring import Loaded, encode, logprobs
@@ -100,28 +100,22 @@ def slice_metrics(r: Replay, cfg: EvalsConfig) -> list[dict[str, Any]]:
     if r.judgement is None:
         return []
     result = []
-    for key in cfg.slice_tag_keys:
-        values = np.array([t.get(key, "") for t in r.tags], dtype=object)
-        for value in sorted({v for v in values if v}):
-            mask = values == value
-            judged = r.judgement[mask]
-            entry: dict[str, Any] = {
-                "key": key,
-                "value": value,
-                "prompts": int(mask.sum()),
-                "wins": int((judged > 0.5).sum()),
-                "ties": int((judged == 0.5).sum()),
-                "losses": int((judged < 0.5).sum()),
-                "judged": bool(mask.sum() >= cfg.min_slice_prompts),
-                "win_rate": stats.estimate(
-                    stats.weighted_mean(judged),
-                    r.clusters[mask],
-                    cfg.bootstrap_samples,
-                    cfg.ci_level,
-                    cfg.seed,
-                ).to_dict(),
-            }
-            result.append(entry)
+    for key, value, mask in tag_slices(r.tags, cfg.slice_tag_keys):
+        judged = r.judgement[mask]
+        win_rate = stats.estimate(
+            stats.weighted_mean(judged), r.clusters[mask], cfg.bootstrap_samples, cfg.ci_level, cfg.seed
+        )
+        entry: dict[str, Any] = {
+            "key": key,
+            "value": value,
+            "prompts": int(mask.sum()),
+            "wins": int((judged > 0.5).sum()),
+            "ties": int((judged == 0.5).sum()),
+            "losses": int((judged < 0.5).sum()),
+            "judged": bool(mask.sum() >= cfg.min_slice_prompts),
+            "win_rate": win_rate.to_dict(),
+        }
+        result.append(entry)
     return result
 
 
