@@ -4,7 +4,27 @@ curation of the lake can beat on this machine, in two parts (see each function).
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
+from typing import Any
+
+
+def _open(lake: Path, out: Path, as_of: str, streams: tuple[str, ...]) -> tuple[Any, Any]:
+    """The curation's config and a DuckDB connection with views ``<stream>_src`` over the
+    window's files, as the curation opens them."""
+    from curation.pipeline import Window, _source, connect
+    from curation.run import parse_as_of
+    from flywheel.config import defaults
+
+    cfg = defaults().curation
+    window = Window.build(parse_as_of(as_of), cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
+    first, last = window.cutoff.date(), window.as_of.date()
+    for stream in streams:
+        lookback = dt.timedelta(days=cfg.trace_lookback_days if stream == "traces" else 0)
+        _source(con, lake, stream, first - lookback, last)
+    return cfg, con
 
 
 def copy_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
@@ -12,19 +32,9 @@ def copy_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
     in the window read once and written once, as the snapshot writer writes them, with nothing
     decided (no dedupe, join, filter, redaction, split or report). More rows than the snapshot
     has (every trace, not only those with feedback), fewer reads than a curation needs (one)."""
-    import tempfile
-
-    from curation.pipeline import Window, _source, connect
-    from curation.run import parse_as_of
     from curation.snapshot import _BATCH_ROWS, _SplitWriter
-    from flywheel.config import defaults
 
-    cfg = defaults().curation
-    window = Window.build(parse_as_of(as_of), cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
-    first = window.cutoff.date() - dt.timedelta(days=cfg.trace_lookback_days)
-    _source(con, lake, "traces", first, window.as_of.date())
+    cfg, con = _open(lake, out, as_of, ("traces",))
     columns = "prompt, prompt_format, completion, trace_id, model_version, session_id, user_id, tags"
     reader = con.sql(f"SELECT {columns} FROM traces_src").to_arrow_reader(_BATCH_ROWS)
     writer = _SplitWriter(out / "copy.parquet", reader.schema, cfg.snapshot_compression)
@@ -43,19 +53,7 @@ def keys_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
     latest action per user and trace, the join to traces, votes per prompt and completion,
     caps per prompt and per user, and the split's test per prompt. No counts, edits, flags,
     ordering or exactness checks (the curation reads real keys where hashes collide)."""
-    import tempfile
-
-    from curation.pipeline import Window, _source, connect
-    from curation.run import parse_as_of
-    from flywheel.config import defaults
-
-    cfg = defaults().curation
-    window = Window.build(parse_as_of(as_of), cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
-    first = window.cutoff.date()
-    _source(con, lake, "feedback", first, window.as_of.date())
-    _source(con, lake, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), window.as_of.date())
+    cfg, con = _open(lake, out, as_of, ("feedback", "traces"))
     steps = [
         "CREATE TEMP TABLE f AS SELECT hash(event_id) AS e, hash(user_id, trace_id) AS g,"
         " hash(user_id) AS u, hash(trace_id) AS t, label = 'up' AS up FROM feedback_src",
