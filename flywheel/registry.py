@@ -7,6 +7,12 @@ Layout under ``paths.registry``::
     champion                   the champion's version name, replaced atomically (write + fsync + rename)
     history.jsonl              one JSON object per event: register, promote, rollback, reject
 
+A version holds regular files only, every one listed in its manifest: a symlink,
+a special file or a file the manifest does not list makes it unloadable
+(``path``) and unpromotable (``verify``). Weights are safetensors only: pickle
+files (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.pickle``, ``*.ckpt``) can run
+code when loaded, so ``register``, ``stage`` and ``verify`` refuse them.
+
 A version folder is built under ``models/.staging-*`` and renamed into place only
 when complete, so a crash leaves either nothing or a complete version. The
 champion pointer is switched by ``os.replace``: a crash between writing a
@@ -21,9 +27,11 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +40,13 @@ from typing import Any
 from flywheel.errors import TerminalError
 from flywheel.fsutil import fsync_dir, sha256_file
 
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Matched with fullmatch: "$" would also match before a trailing newline ("nl\n").
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MANIFEST = "MANIFEST.json"
+# Formats torch and joblib write with pickle, which runs code while it loads.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+log = logging.getLogger(__name__)
 
 
 class RegistryError(TerminalError):
@@ -55,12 +68,79 @@ def _now() -> str:
 
 
 def validate_version(version: str) -> str:
-    if not VERSION_RE.match(version) or version in (".", ".."):
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
         raise RegistryError(
             f"invalid version name {version!r}",
-            hint="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            hint="use 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
     return version
+
+
+def _is_pickle(rel: str) -> bool:
+    return rel.lower().endswith(PICKLE_SUFFIXES)
+
+
+def _pickle_error(where: str, names: list[str]) -> RegistryError:
+    return RegistryError(
+        f"{where} holds pickle files, which can run code when loaded: {', '.join(names)}",
+        hint="convert the weights to safetensors (load the model, then "
+        "model.save_pretrained(path, safe_serialization=True)) and delete the pickle files "
+        "(training_args.bin, optimizer.pt and the like are not needed to load a model)",
+    )
+
+
+def _scan(folder: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """The regular files under ``folder`` (relative POSIX path -> size, links never followed) and
+    the entries that are not regular files (path -> problem). ``MANIFEST.json`` at the top is left
+    out of the files."""
+    files: dict[str, int] = {}
+    odd: dict[str, str] = {}
+
+    def walk(current: Path, prefix: str) -> None:
+        with os.scandir(current) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_symlink():
+                odd[rel] = f"{rel} is a symlink"
+            elif rel == MANIFEST:
+                if not entry.is_file(follow_symlinks=False):
+                    odd[rel] = f"{rel} is not a regular file"
+            elif entry.is_dir(follow_symlinks=False):
+                walk(Path(entry.path), rel + "/")
+            elif not entry.is_file(follow_symlinks=False):
+                odd[rel] = f"{rel} is not a regular file"
+            else:
+                files[rel] = entry.stat(follow_symlinks=False).st_size
+
+    walk(folder, "")
+    return files, odd
+
+
+def _sha256_nofollow(path: Path) -> str:
+    """The sha256 of a regular file, refusing a symlink put in its place since it was scanned."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        h = hashlib.sha256()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+        return h.hexdigest()
+
+
+def _last_line(lines: list[bytes]) -> int:
+    """The index of the last line that is not blank; -1 when there is none."""
+    return max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
+
+
+def _event(raw: bytes) -> HistoryEvent | None:
+    """One history line as an event, or None when it is not one (torn, damaged)."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+        return HistoryEvent(**obj) if isinstance(obj, dict) else None
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 class Registry:
@@ -75,9 +155,14 @@ class Registry:
 
     # -- reading -----------------------------------------------------------
 
-    def path(self, version: str) -> Path:
+    def _folder(self, version: str) -> Path:
         validate_version(version)
         folder = self.models / version
+        if folder.is_symlink():
+            raise RegistryError(
+                f"{folder} is a symlink; a version is a folder inside the registry",
+                hint="remove the link and add the model it points to with `flywheel register PATH`",
+            )
         if not (folder / MANIFEST).is_file():
             raise RegistryError(
                 f"version {version} is not in the registry at {self.root}",
@@ -85,11 +170,40 @@ class Registry:
             )
         return folder
 
+    def _layout_problems(
+        self, folder: Path, listed: dict[str, Any]
+    ) -> tuple[dict[str, int], dict[str, str], list[str]]:
+        """What is on disk and what is wrong with its shape (no checksums): links, special files,
+        files the manifest does not list, pickle files."""
+        present, odd = _scan(folder)
+        problems = list(odd.values())
+        problems += [f"{rel} is not listed in the manifest" for rel in present if rel not in listed]
+        pickles = sorted(rel for rel in set(present) | set(listed) if _is_pickle(rel))
+        if pickles:
+            problems.append(f"pickle files, which can run code when loaded: {', '.join(pickles)}")
+        return present, odd, problems
+
+    def path(self, version: str) -> Path:
+        """The folder to load ``version`` from, after a cheap check of its shape (no checksums):
+        nothing but the regular files its manifest lists, no pickle files."""
+        folder = self._folder(version)
+        _, _, problems = self._layout_problems(folder, self.manifest(version)["files"])
+        if problems:
+            raise RegistryError(
+                f"version {version} cannot be loaded: " + "; ".join(problems),
+                hint="re-train or re-register the version (regular files, safetensors weights only)",
+            )
+        return folder
+
     def versions(self) -> list[str]:
         """Complete versions, oldest first (by the time their manifest was written)."""
         if not self.models.is_dir():
             return []
-        found = [p for p in self.models.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file()]
+        found = [
+            p
+            for p in self.models.iterdir()
+            if VERSION_RE.fullmatch(p.name) and not p.is_symlink() and (p / MANIFEST).is_file()
+        ]
 
         def created(p: Path) -> str:
             try:
@@ -101,11 +215,29 @@ class Registry:
         return [p.name for p in found]
 
     def champion(self) -> str | None:
+        """The champion's version name; None when there is none. A pointer that holds no valid
+        version name raises: it is reported, never guessed at."""
         pointer = self.root / "champion"
         if not pointer.is_file():
             return None
-        name = pointer.read_text(encoding="utf-8").strip()
-        return name or None
+        raw = pointer.read_text(encoding="utf-8", errors="replace")
+        name = raw[:-1] if raw.endswith("\n") else raw
+        if not name:
+            return None
+        if not VERSION_RE.fullmatch(name):
+            raise RegistryError(
+                f"the champion pointer {pointer} holds {name!r}, not a version name",
+                hint="`flywheel promote VERSION` sets it again; `flywheel status` lists the versions",
+            )
+        return name
+
+    def _champion_or_none(self) -> str | None:
+        """The champion for a history record; a damaged pointer (being replaced) reads as None."""
+        try:
+            return self.champion()
+        except RegistryError as exc:
+            log.warning("%s", exc.message)
+            return None
 
     def champion_path(self) -> Path:
         version = self.champion()
@@ -117,7 +249,7 @@ class Registry:
         return self.path(version)
 
     def manifest(self, version: str) -> dict[str, Any]:
-        path = self.path(version) / MANIFEST
+        path = self._folder(version) / MANIFEST
         try:
             result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -129,33 +261,68 @@ class Registry:
         return result
 
     def verify(self, version: str) -> list[str]:
-        """Problems with a version's files: missing, resized or altered since it was written."""
-        folder = self.path(version)
+        """Problems with a version's files: missing, resized or altered since it was written, any
+        file its manifest does not list, symlinks, anything not a regular file, pickle files."""
+        folder = self._folder(version)
         try:
             files = self.manifest(version)["files"]
         except RegistryError as exc:
             return [exc.message]
-        problems = []
-        for rel, meta in files.items():
-            f = folder / rel
-            if not f.is_file():
+        present, odd, problems = self._layout_problems(folder, files)
+        for rel, meta in sorted(files.items()):
+            if rel == MANIFEST:
+                continue  # an older register() listed a copied folder's own; no file checksums itself
+            if not (
+                isinstance(meta, dict)
+                and isinstance(meta.get("sha256"), str)
+                and isinstance(meta.get("size"), int)
+            ):
+                problems.append(f"the manifest's entry for {rel} has no sha256 and size")
+            elif rel in odd:
+                continue  # reported as a link or special file
+            elif rel not in present:
                 problems.append(f"{rel} is missing")
-            elif f.stat().st_size != meta["size"]:
-                problems.append(f"{rel} has {f.stat().st_size} bytes, expected {meta['size']}")
-            elif sha256_file(f) != meta["sha256"]:
-                problems.append(f"{rel} fails its sha256 checksum")
+            elif present[rel] != meta["size"]:
+                problems.append(f"{rel} has {present[rel]} bytes, expected {meta['size']}")
+            else:
+                try:
+                    digest = _sha256_nofollow(folder / rel)
+                except OSError as exc:
+                    problems.append(f"{rel} cannot be read: {exc}")
+                    continue
+                if digest != meta["sha256"]:
+                    problems.append(f"{rel} fails its sha256 checksum")
         if not any(rel.endswith(".safetensors") for rel in files):
             problems.append("no safetensors weights")
         return problems
 
     def history(self) -> list[HistoryEvent]:
-        log = self.root / "history.jsonl"
-        if not log.is_file():
+        """The events, oldest first. A torn last line (a write cut short by a crash) is skipped with
+        a warning and dropped by the next write; a damaged line before it is an error."""
+        path = self.root / "history.jsonl"
+        if not path.is_file():
             return []
+        lines = path.read_bytes().split(b"\n")
+        last = _last_line(lines)
         events = []
-        for line in log.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                events.append(HistoryEvent(**json.loads(line)))
+        for i, raw in enumerate(lines):
+            if not raw.strip():
+                continue
+            event = _event(raw)
+            if event is not None:
+                events.append(event)
+            elif i == last:
+                log.warning(
+                    "%s: ignoring a torn last line (%d bytes; a write cut short), the next write drops it",
+                    path,
+                    len(raw),
+                )
+            else:
+                raise RegistryError(
+                    f"{path} line {i + 1} is not a history event: {raw[:80]!r}",
+                    hint="the history is append-only: restore it from a backup, or remove that line "
+                    "by hand (the champion pointer does not depend on it)",
+                )
         return events
 
     # -- writing -----------------------------------------------------------
@@ -173,11 +340,27 @@ class Registry:
     def _append(
         self, action: str, version: str, previous: str | None, reason: str, evidence: dict[str, Any]
     ) -> None:
+        """Append one event (under the lock), after repairing a torn last line: a last line that
+        is not an event is truncated away, a last event missing only its newline gets one."""
         event = HistoryEvent(_now(), action, version, previous, reason, evidence)
-        with (self.root / "history.jsonl").open("a", encoding="utf-8") as log:
-            log.write(json.dumps(dataclasses.asdict(event), sort_keys=True, default=str) + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+        line = json.dumps(dataclasses.asdict(event), sort_keys=True, default=str) + "\n"
+        path = self.root / "history.jsonl"
+        with path.open("a+b") as f:
+            f.seek(0)
+            data = f.read()
+            lines = data.split(b"\n")
+            last = _last_line(lines)
+            if last >= 0 and _event(lines[last]) is None:
+                start = sum(len(raw) + 1 for raw in lines[:last])
+                log.warning(
+                    "%s: dropping a torn last line (%d bytes) before appending", path, len(lines[last])
+                )
+                f.truncate(start)
+            elif data and not data.endswith(b"\n"):
+                f.write(b"\n")
+            f.write(line.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
 
     def _sweep_staging(self) -> None:
         """Remove staging folders left by processes that died (killed mid-write); never a live one."""
@@ -211,33 +394,57 @@ class Registry:
         staging.mkdir()
         try:
             yield staging
+            present, odd = _scan(staging)
+            if odd:
+                raise RegistryError(
+                    f"version {version} was not written: " + "; ".join(odd.values()),
+                    hint="a version holds regular files only: copy the bytes instead of linking them",
+                )
+            pickles = [rel for rel in present if _is_pickle(rel)]
+            if pickles:
+                raise _pickle_error(f"version {version}", pickles)
+            # A MANIFEST.json the caller wrote (or copied from another registry) is replaced.
+            (staging / MANIFEST).unlink(missing_ok=True)
             files = {}
-            for f in sorted(p for p in staging.rglob("*") if p.is_file()):
-                rel = f.relative_to(staging).as_posix()
-                files[rel] = {"sha256": sha256_file(f), "size": f.stat().st_size}
+            for rel in sorted(present):
+                f = staging / rel
+                files[rel] = {"sha256": _sha256_nofollow(f), "size": f.stat().st_size}
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
-            manifest = {"version": version, "created": _now_precise(), "files": files, **(metadata or {})}
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+            manifest = {**(metadata or {}), "version": version, "created": _now_precise(), "files": files}
+            with (staging / MANIFEST).open("x", encoding="utf-8") as fh:
+                fh.write(json.dumps(manifest, indent=2, sort_keys=True))
+                fh.flush()
+                os.fsync(fh.fileno())
             with self._locked():
                 if (self.models / version).exists():
                     raise RegistryError(f"version {version} already exists", hint="pick another version name")
                 os.rename(staging, self.models / version)
                 fsync_dir(self.models)
-                self._append("register", version, self.champion(), "added", metadata or {})
+                self._append("register", version, self._champion_or_none(), "added", metadata or {})
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     def register(
         self, path: str | os.PathLike[str], champion: bool = False, version: str | None = None
     ) -> str:
-        """Copy a checkpoint folder (weights, tokenizer) into the registry as a new version."""
+        """Copy a checkpoint folder (weights, tokenizer) into the registry as a new version.
+
+        The files at the top of the folder are copied (a symlink's target bytes, as in the
+        Hugging Face cache); a ``MANIFEST.json`` there (a model copied from another registry) is
+        ignored and a fresh one written. Pickle files are refused: convert them to safetensors.
+        """
+        if version is not None:
+            validate_version(version)
         src = Path(path)
         if not (src / "config.json").is_file():
             raise RegistryError(
                 f"{src} is not a Hugging Face model folder (no config.json)",
                 hint="pass a folder written by save_pretrained() with safetensors weights and a tokenizer",
             )
+        pickles = sorted(f.name for f in src.iterdir() if f.is_file() and _is_pickle(f.name))
+        if pickles:
+            raise _pickle_error(str(src), pickles)
         if not any(src.glob("*.safetensors")):
             raise RegistryError(
                 f"{src} has no safetensors weights",
@@ -250,7 +457,9 @@ class Registry:
             version = f"base-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{digest.hexdigest()[:8]}"
         with self.stage(version, {"source": str(src.resolve()), "kind": "registered"}) as folder:
             for f in src.iterdir():
-                if f.is_file():
+                if f.name == MANIFEST:
+                    log.info("%s: ignoring its %s; the registry writes its own", src, MANIFEST)
+                elif f.is_file():
                     shutil.copy2(f, folder / f.name)
         if champion:
             self.promote(version, reason=f"registered from {src} as champion")
@@ -278,9 +487,10 @@ class Registry:
             if problems:
                 raise RegistryError(
                     f"refusing to promote {version}: " + "; ".join(problems),
-                    hint="re-train or re-register the version; the champion is unchanged",
+                    hint="re-train or re-register the version (regular files, safetensors weights only); "
+                    "the champion is unchanged",
                 )
-            previous = self.champion()
+            previous = self._champion_or_none()
             if previous == version:
                 raise RegistryError(f"{version} is already the champion")
             self._switch(version)
@@ -290,7 +500,7 @@ class Registry:
         """Record that the gate rejected ``version``; the champion is unchanged."""
         validate_version(version)
         with self._locked():
-            self._append("reject", version, self.champion(), reason, evidence or {})
+            self._append("reject", version, self._champion_or_none(), reason, evidence or {})
 
     def lineage(self) -> list[str]:
         """The stack of champions implied by the history: promote pushes, rollback pops."""
@@ -306,7 +516,7 @@ class Registry:
         """Return to the champion before the current one; returns it."""
         with self._locked():
             stack = self.lineage()
-            current = self.champion()
+            current = self._champion_or_none()
             if len(stack) < 2 or stack[-1] != current:
                 raise RegistryError(
                     f"no earlier champion to roll back to (champion: {current})",
@@ -330,9 +540,13 @@ class Registry:
 
     def status_text(self, last: int | None = None) -> str:
         """The champion, every other version with its kind and latest decision, and the last events."""
-        champion = self.champion()
+        try:
+            champion = self.champion()
+            shown = champion or "(none)"
+        except RegistryError as exc:
+            champion, shown = None, f"(damaged pointer: {exc.message})"
         decided = self.last_decisions()
-        lines = [f"registry: {self.root}", f"champion: {champion or '(none)'}"]
+        lines = [f"registry: {self.root}", f"champion: {shown}"]
         versions = self.versions()
         others = [v for v in versions if v != champion]
         lines.append("candidates:" if others else "candidates: (none)")

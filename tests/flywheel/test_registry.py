@@ -3,8 +3,10 @@ a champion that survives a crash between writing a version and switching to it."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,3 +173,234 @@ def test_history_is_append_only_json_lines(registry: Registry) -> None:
         "reject",
     ]
     assert all({"ts", "action", "version", "previous", "reason", "evidence"} <= set(e) for e in events)
+
+
+# -- hardening (issue 13): promote trusts only what its manifest checksummed ----------------------
+
+
+def _config(tmp_path: Path, registry_root: Path) -> Path:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[paths]\nregistry = "{registry_root}"\n')
+    return config
+
+
+def _promotions(registry: Registry) -> int:
+    return [e.action for e in registry.history()].count("promote")
+
+
+def test_the_manifest_lists_every_file_and_nothing_else(registry: Registry) -> None:
+    with registry.stage("v4", {"kind": "candidate", "files": {}, "version": "forged"}) as folder:
+        (folder / "model.safetensors").write_bytes(b"w")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "tokenizer.json").write_text("{}")
+    manifest = registry.manifest("v4")
+    assert sorted(manifest["files"]) == ["model.safetensors", "sub/tokenizer.json"]
+    assert manifest["version"] == "v4"  # metadata cannot overwrite what the registry records
+    assert registry.verify("v4") == []
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "notes.txt", "sub/extra.json"])
+def test_promote_refuses_a_file_the_manifest_does_not_list(registry: Registry, name: str) -> None:
+    extra = registry.models / "v2" / name
+    extra.parent.mkdir(exist_ok=True)
+    extra.write_bytes(b"\x80\x04K\x01.")  # a pickle of the int 1
+    with pytest.raises(RegistryError, match=f"{name} is not listed in the manifest"):
+        registry.promote("v2", reason="x")
+    with pytest.raises(RegistryError, match="not listed in the manifest"):
+        registry.path("v2")  # what training and the gate load from
+    assert registry.champion() == "v1" and _promotions(registry) == 1
+
+
+def test_promote_refuses_a_symlink_even_to_identical_bytes(registry: Registry, tmp_path: Path) -> None:
+    weights = registry.models / "v2" / "model.safetensors"
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(weights.read_bytes())  # same bytes: the checksum alone would pass
+    weights.unlink()
+    weights.symlink_to(outside)
+    with pytest.raises(RegistryError, match=r"model\.safetensors is a symlink"):
+        registry.promote("v2", reason="x")
+    assert registry.champion() == "v1" and _promotions(registry) == 1
+
+
+def test_promote_refuses_a_symlinked_folder_and_a_symlinked_version(
+    registry: Registry, tmp_path: Path
+) -> None:
+    with registry.stage("v4", {"kind": "candidate"}) as folder:
+        (folder / "model.safetensors").write_bytes(b"w")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "tokenizer.json").write_text("{}")
+    sub = registry.models / "v4" / "sub"
+    shutil.move(sub, tmp_path / "sub")
+    sub.symlink_to(tmp_path / "sub")
+    with pytest.raises(RegistryError, match="sub is a symlink"):
+        registry.promote("v4", reason="x")
+    (registry.models / "v5").symlink_to(registry.models / "v2")
+    with pytest.raises(RegistryError, match="v5 is a symlink"):
+        registry.promote("v5", reason="x")
+    assert registry.champion() == "v1" and _promotions(registry) == 1
+
+
+def test_promote_refuses_anything_not_a_regular_file(registry: Registry) -> None:
+    os.mkfifo(registry.models / "v2" / "tokenizer.json")
+    with pytest.raises(RegistryError, match=r"tokenizer\.json is not a regular file"):
+        registry.promote("v2", reason="x")
+    assert registry.champion() == "v1"
+
+
+def test_stage_refuses_symlinks_and_special_files_and_leaves_nothing(
+    registry: Registry, tmp_path: Path
+) -> None:
+    (tmp_path / "w.safetensors").write_bytes(b"w")
+    with (
+        pytest.raises(RegistryError, match=r"model\.safetensors is a symlink"),
+        registry.stage("v4") as folder,
+    ):
+        (folder / "model.safetensors").symlink_to(tmp_path / "w.safetensors")
+    with pytest.raises(RegistryError, match="pipe is not a regular file"), registry.stage("v4") as folder:
+        (folder / "model.safetensors").write_bytes(b"w")
+        os.mkfifo(folder / "pipe")
+    assert "v4" not in registry.versions()
+    assert not list(registry.models.glob(".staging-*"))
+
+
+@pytest.mark.parametrize(
+    "name", ["pytorch_model.bin", "training_args.bin", "model.pt", "w.pth", "x.pkl", "c.ckpt"]
+)
+def test_pickle_weights_are_refused_everywhere(registry: Registry, tmp_path: Path, name: str) -> None:
+    src = fake_checkpoint(tmp_path / "hf", b"weights")
+    (src / name).write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(RegistryError, match=f"pickle.*{name}") as refused:
+        registry.register(src, version="v4")
+    assert "safetensors" in (refused.value.hint or "")
+    with pytest.raises(RegistryError, match=f"pickle.*{name}"), registry.stage("v4") as folder:
+        (folder / "model.safetensors").write_bytes(b"w")
+        (folder / name).write_bytes(b"\x80\x04K\x01.")
+    assert "v4" not in registry.versions()
+    # A version written before this check (its manifest lists the pickle) can no longer be promoted.
+    folder = registry.models / "v2"
+    (folder / name).write_bytes(b"\x80\x04K\x01.")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"][name] = {"sha256": hashlib.sha256(b"\x80\x04K\x01.").hexdigest(), "size": 5}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert any("pickle" in p for p in registry.verify("v2"))
+    with pytest.raises(RegistryError, match="pickle"):
+        registry.promote("v2", reason="x")
+    assert registry.champion() == "v1"
+
+
+def test_a_manifest_naming_files_outside_the_folder_is_refused(registry: Registry, tmp_path: Path) -> None:
+    outside = registry.root / "outside.txt"
+    outside.write_text("x")
+    folder = registry.models / "v2"
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"]["../../outside.txt"] = {"sha256": hashlib.sha256(b"x").hexdigest(), "size": 1}
+    manifest["files"]["config.json"] = {"size": "two"}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    problems = registry.verify("v2")
+    assert "../../outside.txt is missing" in problems
+    assert "the manifest's entry for config.json has no sha256 and size" in problems
+
+
+@pytest.mark.parametrize(
+    "bad", ["nl\n", "tab\there", "cr\r", "bell\x07", "del\x7f", "v1\n\n", "é", "nul\x00"]
+)
+def test_version_names_with_control_characters_are_refused(registry: Registry, bad: str) -> None:
+    with pytest.raises(RegistryError, match="invalid version name"):
+        validate_version(bad)
+    with pytest.raises(RegistryError, match="invalid version name"), registry.stage(bad):
+        pass
+    with pytest.raises(RegistryError, match="invalid version name"):
+        registry.reject(bad, reason="x")
+    assert registry.champion() == "v1"
+
+
+def test_register_champion_with_a_newline_in_the_version_fails_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "registry"
+    src = fake_checkpoint(tmp_path / "base", b"base-weights")
+    code = cli.main(
+        ["register", str(src), "--champion", "--version", "nl\n", "--config", str(_config(tmp_path, root))]
+    )
+    assert code == 1
+    assert "invalid version name 'nl\\n'" in capsys.readouterr().err
+    assert not root.exists() or sorted(p.name for p in root.iterdir() if p.name != ".lock") == []
+
+
+def test_a_champion_pointer_naming_no_valid_version_is_reported_not_trusted(
+    registry: Registry, tmp_path: Path, capsys
+) -> None:
+    (registry.root / "champion").write_text("nl\n\n")
+    with pytest.raises(RegistryError, match="champion pointer"):
+        registry.champion()
+    assert cli.main(["status", "--config", str(_config(tmp_path, registry.root))]) == 0
+    assert "champion: (damaged pointer" in capsys.readouterr().out
+    registry.promote("v2", reason="repair")  # promote rewrites the pointer
+    assert registry.champion() == "v2"
+
+
+def test_a_torn_last_history_line_is_tolerated_on_read_and_repaired_on_write(
+    registry: Registry, tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = registry.root / "history.jsonl"
+    whole = log.read_bytes()
+    with log.open("ab") as f:
+        f.write(b'{"action": "promote", "evidence": {}, "previous": "v1", "rea')  # killed mid-write
+    assert [e.action for e in registry.history()] == ["register", "promote", "register", "register"]
+    assert "torn last line" in caplog.text
+    assert cli.main(["status", "--config", str(_config(tmp_path, registry.root))]) == 0
+    assert "champion: v1" in capsys.readouterr().out
+    registry.reject("v3", reason="after the crash")
+    lines = log.read_bytes().splitlines()
+    assert log.read_bytes().startswith(whole) and len(lines) == 5
+    assert [json.loads(line)["action"] for line in lines][-1] == "reject"
+    assert registry.lineage() == ["v1"]
+
+
+def test_a_last_history_event_missing_only_its_newline_is_kept(registry: Registry) -> None:
+    log = registry.root / "history.jsonl"
+    log.write_bytes(log.read_bytes().rstrip(b"\n"))
+    assert len(registry.history()) == 4
+    registry.promote("v2", reason="next")
+    assert [json.loads(line)["action"] for line in log.read_text().splitlines()] == [
+        "register",
+        "promote",
+        "register",
+        "register",
+        "promote",
+    ]
+
+
+def test_a_damaged_history_line_before_the_last_is_a_clear_error(registry: Registry) -> None:
+    log = registry.root / "history.jsonl"
+    lines = log.read_text().splitlines()
+    lines[1] = lines[1][:20]
+    log.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RegistryError, match=r"history\.jsonl line 2 is not a history event"):
+        registry.history()
+
+
+def test_a_folder_copied_from_another_registry_registers_and_promotes(
+    registry: Registry, tmp_path: Path
+) -> None:
+    copied = tmp_path / "copied"
+    shutil.copytree(registry.models / "v1", copied)
+    assert (copied / MANIFEST).is_file()
+    version = registry.register(copied, version="v1-copy")
+    manifest = registry.manifest(version)
+    assert MANIFEST not in manifest["files"]
+    assert manifest["source"] == str(copied.resolve()) and manifest["version"] == "v1-copy"
+    assert registry.verify(version) == []
+    registry.promote(version, reason="copied from another registry")
+    assert registry.champion() == "v1-copy"
+
+
+def test_a_version_whose_manifest_lists_itself_is_promotable(registry: Registry) -> None:
+    # What register() wrote for a copied folder before it ignored the folder's own MANIFEST.json.
+    folder = registry.models / "v2"
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"][MANIFEST] = {"sha256": "0" * 64, "size": 1146}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert registry.verify("v2") == []
+    registry.promote("v2", reason="copied before the fix")
+    assert registry.champion() == "v2"
