@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from curation.pii import check_regions
 from flywheel.config import setting
 
 CONFLICT_POLICIES = ("majority", "drop", "keep")
@@ -51,7 +52,16 @@ class CurationConfig:
     max_prompt_chars: int = setting(8000, "longer prompts are dropped as over-long")
     min_completion_chars: int = setting(1, "shorter completions (after trimming) are dropped as empty")
     max_completion_chars: int = setting(8000, "longer completions are dropped as over-long")
-    redact_pii: bool = setting(True, "replace emails, phone numbers, card numbers and IP addresses")
+    redact_pii: bool = setting(
+        True,
+        "replace emails, card numbers, IP addresses, phone numbers, US SSNs, IBANs and secrets "
+        "(API keys, JWTs, private keys)",
+    )
+    pii_phone_regions: tuple[str, ...] = setting(
+        ("US", "GB", "DE", "FR", "IN"),
+        "regions (ISO 3166 codes) whose national phone formats are redacted; numbers written with +"
+        " are redacted whatever their country",
+    )
     max_per_prompt: int = setting(50, "at most this many rows per distinct prompt (0: no cap)")
     max_per_user: int = setting(1000, "at most this many rows per user (0: no cap)")
     balance: str = setting(
@@ -129,6 +139,10 @@ class CurationConfig:
             problems.append("min_prompt_chars must be <= max_prompt_chars")
         if self.min_completion_chars > self.max_completion_chars:
             problems.append("min_completion_chars must be <= max_completion_chars")
+        try:
+            check_regions(self.pii_phone_regions)
+        except ValueError as e:
+            problems.append(f"pii_phone_regions: {e}")
         unknown = [c for c in self.critical_checks if c not in DQ_CHECKS]
         if unknown:
             problems.append(f"critical_checks has unknown checks {unknown}; known: {list(DQ_CHECKS)}")

@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from curation import pii
 from curation.config import CurationConfig
 from curation.lake import empty_table, window_files
 from curation.policy import Balance, balance
@@ -109,6 +110,7 @@ def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
     # Dates of timestamps (the dt= folders, the daily plot) are UTC dates.
     con.execute("SET TimeZone = 'UTC'")
     con.execute(load_sql("00_macros"))
+    pii.register(con, cfg.pii_phone_regions)
     return con
 
 

@@ -21,6 +21,7 @@ from curation.pipeline import Result, Window, connect, load_sql, run_pipeline
 from curation.policy import on_policy_versions
 from curation.snapshot import (
     MANIFEST,
+    PII_KINDS,
     content_digest,
     curated_root,
     pii_counts,
@@ -137,7 +138,7 @@ def _build(
         "desirable_weight": result.balance.desirable_weight,
         "undesirable_weight": result.balance.undesirable_weight,
     }
-    snapshot_id, basis = content_digest(con, weights, cfg.redact_pii)
+    snapshot_id, basis = content_digest(con, weights, cfg.redact_pii, cfg.pii_phone_regions)
     final = root / snapshot_id
     if (final / MANIFEST).is_file():
         return final  # immutable: the same rows were curated before
@@ -165,6 +166,7 @@ def _build(
             else None,
             "balance": cfg.balance,
             "model_versions": {"kept": versions, "note": version_note},
+            "redaction": redaction_summary(cfg, counts),
             "hashes": {"files": hashes, "content": basis},
             "quality": [dataclasses.asdict(c) for c in checks],
         }
@@ -178,6 +180,20 @@ def _build(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def redaction_summary(cfg: Any, counts: dict[str, int]) -> dict[str, Any]:
+    """The manifest's redaction block: whether it ran, how numbers were told apart, and the rows
+    in which each kind was replaced (also in `counts` as `pii_<kind>`)."""
+    import phonenumbers
+
+    return {
+        "enabled": bool(cfg.redact_pii),
+        "phone_regions": list(cfg.pii_phone_regions),
+        "phonenumbers": phonenumbers.__version__,
+        "rows": {kind: counts.get(f"pii_{kind}", 0) for kind in PII_KINDS},
+        "rows_any": counts.get("pii_any", 0),
+    }
 
 
 def _report(

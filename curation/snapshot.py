@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curation import pii
 from curation.errors import CurationError
 from curation.pipeline import load_sql, sql_literal, used_params
 from flywheel.fsutil import sha256_file
@@ -31,7 +32,7 @@ SPLITS = ("train", "eval")
 # The row sources 07_rows.sql makes.
 SOURCES = ("thumb", "edit", "edit_original")
 # The kinds the fetch redacts, as named in the snapshot's `redacted` column (13_fetch.sql).
-PII_KINDS = ("email", "card", "ip", "phone")
+PII_KINDS = pii.KINDS
 # Row order inside a snapshot file is not part of the contract; readers that need a stable order
 # (training's seeded shuffle, the gate's sample) sort by these columns, those the file has.
 ROW_ORDER = ("event_id", "source", "trace_id", "prompt", "completion")
@@ -50,11 +51,15 @@ def curated_root(lake: str | os.PathLike[str]) -> Path:
 
 
 def content_digest(
-    con: duckdb.DuckDBPyConnection, weights: dict[str, float], redact: bool
+    con: duckdb.DuckDBPyConnection,
+    weights: dict[str, float],
+    redact: bool,
+    phone_regions: tuple[str, ...] = pii.DEFAULT_PHONE_REGIONS,
 ) -> tuple[str, dict[str, Any]]:
     """The snapshot id and what it was derived from: the rows per split and their digests (taken
     from ``final_rows`` before the text is read, see 14_content_hash.sql), the code that turns
-    them into text (the fetch and redaction SQL, and whether it redacts), and the KTO weights."""
+    them into text (the fetch and redaction SQL, the Python redaction stage with libphonenumber's
+    version, whether it redacts and the phone regions), and the KTO weights."""
     parts = {
         split: {"rows": int(n), "xor": x, "sum": s}
         for split, n, x, s in con.execute(load_sql("14_content_hash")).fetchall()
@@ -68,6 +73,8 @@ def content_digest(
         "kto": weights,
         "fetch_sql": code,
         "redact_pii": redact,
+        "pii_checked": pii.code_digest() if redact else None,
+        "pii_phone_regions": list(pii.check_regions(phone_regions)) if redact else None,
     }
     digest = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
     return f"snap-{digest[:16]}", basis
@@ -166,11 +173,14 @@ class _SplitWriter:
 
 
 def pii_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Rows in which each PII kind was redacted (from the snapshot's ``redacted`` column)."""
+    """Rows in which each PII kind was redacted (from the snapshot's ``redacted`` column), and
+    rows in which any was (``pii_any``)."""
     found = ", ".join(f"count_if(list_contains(string_split(redacted, ','), '{k}'))" for k in PII_KINDS)
-    row = con.execute(f"SELECT {found} FROM out").fetchone()
+    row = con.execute(f"SELECT {found}, count_if(redacted <> '') FROM out").fetchone()
     assert row is not None
-    return {f"pii_{k}": int(v or 0) for k, v in zip(PII_KINDS, row, strict=True)}
+    counts = {f"pii_{k}": int(v or 0) for k, v in zip(PII_KINDS, row[:-1], strict=True)}
+    counts["pii_any"] = int(row[-1] or 0)
+    return counts
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

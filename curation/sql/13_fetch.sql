@@ -45,48 +45,60 @@ flagged AS (
         $redact AND pii_candidate(completion_raw) AS c_cand
     FROM assembled
 ),
--- Only candidate texts go through the four redaction stages (CASE evaluates a branch only for its
+-- Only candidate texts go through the redaction stages (CASE evaluates a branch only for its
 -- rows, and the flags are computed once: a WHERE on them would be pushed down and evaluated per
--- branch); a stage that changed a text found its kind.
+-- branch); an RE2 stage that changed a text found its kind, and the Python stage (`pii_checked`,
+-- curation/pii.py) says which kinds it found. It sees only the texts pii_py_candidate selects.
+secrets AS (
+    SELECT
+        *,
+        CASE WHEN p_cand THEN redact_secret(prompt_raw) ELSE prompt_raw END AS p1,
+        CASE WHEN c_cand THEN redact_secret(completion_raw) ELSE completion_raw END AS c1
+    FROM flagged
+),
 emails AS (
     SELECT
         *,
-        CASE WHEN p_cand THEN redact_email(prompt_raw) ELSE prompt_raw END AS p1,
-        CASE WHEN c_cand THEN redact_email(completion_raw) ELSE completion_raw END AS c1
-    FROM flagged
+        CASE WHEN p_cand THEN redact_email(p1) ELSE p1 END AS p2,
+        CASE WHEN c_cand THEN redact_email(c1) ELSE c1 END AS c2
+    FROM secrets
 ),
-cards AS (
+checked AS (
     SELECT
         *,
-        CASE WHEN p_cand THEN redact_card(p1) ELSE p1 END AS p2,
-        CASE WHEN c_cand THEN redact_card(c1) ELSE c1 END AS c2
+        CASE WHEN p_cand AND pii_py_candidate(p2) THEN pii_checked(p2) END AS pk,
+        CASE WHEN c_cand AND pii_py_candidate(c2) THEN pii_checked(c2) END AS ck
     FROM emails
 ),
-ips AS (
+redacted AS (
     SELECT
         *,
-        CASE WHEN p_cand THEN redact_ip(p2) ELSE p2 END AS p3,
-        CASE WHEN c_cand THEN redact_ip(c2) ELSE c2 END AS c3
-    FROM cards
-),
-phones AS (
-    SELECT
-        *,
-        CASE WHEN p_cand THEN redact_phone(p3) ELSE p3 END AS p4,
-        CASE WHEN c_cand THEN redact_phone(c3) ELSE c3 END AS c4
-    FROM ips
+        coalesce(pk.text, p2) AS p3,
+        coalesce(ck.text, c2) AS c3,
+        -- each kind's flag: found in the prompt or in the completion (NULL when neither stage ran)
+        (p_cand AND p1 <> prompt_raw) OR (c_cand AND c1 <> completion_raw) AS k_secret,
+        (p_cand AND p2 <> p1) OR (c_cand AND c2 <> c1) AS k_email,
+        pk.ip OR ck.ip AS k_ip,
+        pk.card OR ck.card AS k_card,
+        pk.phone OR ck.phone AS k_phone,
+        pk.ssn OR ck.ssn AS k_ssn,
+        pk.iban OR ck.iban AS k_iban
+    FROM checked
 )
 SELECT
-    p4 AS prompt, prompt_format, c4 AS completion,
+    p3 AS prompt, prompt_format, c3 AS completion,
     label, trace_id, model_version, event_time, source, session_id, user_id, tags, event_id,
-    -- audit columns: lengths after redaction, and the PII kinds redacted in the row (a candidate
-    -- text is never NULL, so `<>` compares two texts)
-    length(p4)::INTEGER AS prompt_chars, length(c4)::INTEGER AS completion_chars,
+    -- audit columns: lengths after redaction, and the PII kinds redacted in the row, in the order
+    -- of curation.pii.KINDS (a candidate text is never NULL, so `<>` compares two texts)
+    length(p3)::INTEGER AS prompt_chars, length(c3)::INTEGER AS completion_chars,
     CASE WHEN p_cand OR c_cand THEN concat_ws(',',
-        CASE WHEN (p_cand AND p1 <> prompt_raw) OR (c_cand AND c1 <> completion_raw) THEN 'email' END,
-        CASE WHEN (p_cand AND p2 <> p1) OR (c_cand AND c2 <> c1) THEN 'card' END,
-        CASE WHEN (p_cand AND p3 <> p2) OR (c_cand AND c3 <> c2) THEN 'ip' END,
-        CASE WHEN (p_cand AND p4 <> p3) OR (c_cand AND c4 <> c3) THEN 'phone' END
+        CASE WHEN k_email THEN 'email' END,
+        CASE WHEN k_card THEN 'card' END,
+        CASE WHEN k_ip THEN 'ip' END,
+        CASE WHEN k_phone THEN 'phone' END,
+        CASE WHEN k_ssn THEN 'ssn' END,
+        CASE WHEN k_iban THEN 'iban' END,
+        CASE WHEN k_secret THEN 'secret' END
     ) ELSE '' END AS redacted,
     is_eval
-FROM phones
+FROM redacted

@@ -14,7 +14,10 @@ from typing import Any
 from tests.curation.lakes import LakeBuilder
 
 AS_OF = "2026-03-31T12:00:00Z"
-PII_PROMPT = "mail me at jane.doe@example.com or call +1 415 555 0100"
+PII_PROMPT = (
+    "mail me at jane.doe@example.com or call +1 415 555 0100 or 06 12 34 56 78; IBAN"
+    " DE89 3704 0044 0532 0130 00, SSN 078-05-1120, key AKIAIOSFODNN7EXAMPLE, host 2001:db8::1"
+)
 PII_COMPLETION = "card 4111 1111 1111 1111 from 192.168.1.20"
 
 OVERRIDES: dict[str, Any] = {
@@ -37,7 +40,12 @@ EXPECTED_FIXED = {
     ("p6", "c6", True, "thumb"),  # twice: T6 by u5 and T7 by u6
     ("p9", "c9 better", True, "edit"),
     ("p9", "c9", False, "edit_original"),
-    ("mail me at [EMAIL] or call [PHONE]", "card [CARD] from [IP]", True, "thumb"),
+    (
+        "mail me at [EMAIL] or call [PHONE] or [PHONE]; IBAN [IBAN], SSN [SSN], key [SECRET], host [IP]",
+        "card [CARD] from [IP]",
+        True,
+        "thumb",
+    ),
 }
 CAPPED_PROMPT = {("pc", f"c{i}", True, "thumb") for i in (16, 17, 18)}  # 2 of these 3
 HEAVY = {(f"p{i}", f"c{i}", True, "thumb") for i in range(20, 25)}  # 4 of these 5
@@ -79,6 +87,10 @@ EXPECTED_COUNTS = {
     "pii_phone": 1,
     "pii_card": 1,
     "pii_ip": 1,
+    "pii_ssn": 1,
+    "pii_iban": 1,
+    "pii_secret": 1,
+    "pii_any": 1,
     "train": 14,
     "eval": 0,
 }

@@ -82,6 +82,14 @@ def test_manifest_has_weights_classes_hashes_and_config(scenario_snapshot: tuple
     assert kto["undesirable_weight"] == pytest.approx(36 / 7, abs=1e-6)
     assert 1 <= 12 * kto["desirable_weight"] / (2 * kto["undesirable_weight"]) <= 4 / 3
     assert manifest["model_versions"]["kept"] == ["v2", "v1"]
+    # one row held every kind (scenario.PII_PROMPT, PII_COMPLETION)
+    redaction = manifest["redaction"]
+    assert redaction["rows"] == dict.fromkeys(("email", "card", "ip", "phone", "ssn", "iban", "secret"), 1)
+    assert (redaction["enabled"], redaction["rows_any"], redaction["phone_regions"]) == (
+        True,
+        1,
+        ["US", "GB", "DE", "FR", "IN"],
+    )
     assert set(manifest["hashes"]["files"]) == {"train.parquet", "eval.parquet"}
     resolved = tomllib.loads((path / "config.toml").read_text())
     assert resolved["curation"]["max_per_user"] == 4
