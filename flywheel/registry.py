@@ -117,6 +117,34 @@ def _scan(folder: Path) -> tuple[dict[str, int], dict[str, str]]:
     return files, odd
 
 
+def _index_problems(folder: Path, present: dict[str, int]) -> list[str]:
+    """Sharded safetensors indexes whose weight map names anything but a safetensors file of the
+    folder (transformers loads a shard by its name's suffix: any other is read with pickle)."""
+    problems = []
+    for rel in sorted(r for r in present if r.endswith(".safetensors.index.json")):
+        try:
+            weight_map = json.loads((folder / rel).read_text(encoding="utf-8")).get("weight_map")
+            shards = set(weight_map.values())
+        except (ValueError, AttributeError, TypeError):
+            problems.append(f"{rel} has no weight_map")
+            continue
+        base = rel.rpartition("/")[0]
+        bad = sorted(
+            str(shard)
+            for shard in shards
+            if not (
+                isinstance(shard, str)
+                and shard.endswith(".safetensors")
+                and (f"{base}/{shard}" if base else shard) in present
+            )
+        )
+        if bad:
+            problems.append(
+                f"{rel} names shards that are not safetensors files of the version: {', '.join(bad)}"
+            )
+    return problems
+
+
 def _sha256_nofollow(path: Path) -> str:
     """The sha256 of a regular file, refusing a symlink put in its place since it was scanned."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -181,6 +209,7 @@ class Registry:
         pickles = sorted(rel for rel in set(present) | set(listed) if _is_pickle(rel))
         if pickles:
             problems.append(f"pickle files, which can run code when loaded: {', '.join(pickles)}")
+        problems += _index_problems(folder, present)
         return present, odd, problems
 
     def path(self, version: str) -> Path:
@@ -403,6 +432,12 @@ class Registry:
             pickles = [rel for rel in present if _is_pickle(rel)]
             if pickles:
                 raise _pickle_error(f"version {version}", pickles)
+            indexes = _index_problems(staging, present)
+            if indexes:
+                raise RegistryError(
+                    f"version {version} was not written: " + "; ".join(indexes),
+                    hint="re-save the model with model.save_pretrained(path, safe_serialization=True)",
+                )
             # A MANIFEST.json the caller wrote (or copied from another registry) is replaced.
             (staging / MANIFEST).unlink(missing_ok=True)
             files = {}

@@ -404,3 +404,34 @@ def test_a_version_whose_manifest_lists_itself_is_promotable(registry: Registry)
     assert registry.verify("v2") == []
     registry.promote("v2", reason="copied before the fix")
     assert registry.champion() == "v2"
+
+
+def test_a_sharded_index_naming_a_shard_that_is_not_safetensors_is_refused(registry: Registry) -> None:
+    # transformers reads a shard whose name does not end in .safetensors with torch.load (pickle).
+    index = {"metadata": {}, "weight_map": {"a": "model-1.safetensors", "b": "shard-2.dat"}}
+    with pytest.raises(RegistryError, match=r"shard-2\.dat"), registry.stage("v4") as folder:
+        (folder / "model-1.safetensors").write_bytes(b"w")
+        (folder / "shard-2.dat").write_bytes(b"\x80\x04K\x01.")
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert "v4" not in registry.versions()
+    index["weight_map"]["b"] = "model-2.safetensors"
+    with registry.stage("v4") as folder:
+        for name in ("model-1.safetensors", "model-2.safetensors"):
+            (folder / name).write_bytes(b"w")
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert registry.verify("v4") == []
+    # Rewritten afterwards (and listed again) to point at a pickle: verify and path refuse it.
+    folder = registry.models / "v4"
+    (folder / "shard-2.dat").write_bytes(b"\x80\x04K\x01.")
+    index["weight_map"]["b"] = "shard-2.dat"
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for name in ("shard-2.dat", "model.safetensors.index.json"):
+        data = (folder / name).read_bytes()
+        manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert registry.verify("v4") == [
+        "model.safetensors.index.json names shards that are not safetensors files of the version: shard-2.dat"
+    ]
+    with pytest.raises(RegistryError, match=r"shard-2\.dat"):
+        registry.path("v4")
