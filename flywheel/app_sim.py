@@ -85,7 +85,7 @@ class ProductionApp:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             path = self.registry.path(champion)
-            self._model = AutoModelForCausalLM.from_pretrained(path)
+            self._model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)  # never pickle
             self._tokenizer = AutoTokenizer.from_pretrained(path)
             self.version = champion
         return champion
