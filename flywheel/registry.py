@@ -565,10 +565,11 @@ class Registry:
             self._append("rollback", target, current, reason, {})
             return target
 
-    def last_decisions(self) -> dict[str, HistoryEvent]:
-        """The latest promote, reject or rollback event naming each version."""
+    def last_decisions(self, events: list[HistoryEvent] | None = None) -> dict[str, HistoryEvent]:
+        """The latest promote, reject or rollback event naming each version (of ``events``, else
+        of the history)."""
         latest: dict[str, HistoryEvent] = {}
-        for event in self.history():
+        for event in self.history() if events is None else events:
             if event.action in ("promote", "reject", "rollback"):
                 latest[event.version] = event
         return latest
@@ -580,7 +581,8 @@ class Registry:
             shown = champion or "(none)"
         except RegistryError as exc:
             champion, shown = None, f"(damaged pointer: {exc.message})"
-        decided = self.last_decisions()
+        history = self.history()  # read once: a torn last line is warned about once
+        decided = self.last_decisions(history)
         lines = [f"registry: {self.root}", f"champion: {shown}"]
         versions = self.versions()
         others = [v for v in versions if v != champion]
@@ -599,7 +601,7 @@ class Registry:
             if event is not None and event.action == "promote":
                 state = "former champion"
             lines.append(f"  {v}  [{kind}] {state}" + (f" ({event.reason})" if event else ""))
-        events = self.history()[-(last or self.status_last) :]
+        events = history[-(last or self.status_last) :]
         if events:
             lines.append("last decisions:")
             for e in events:
