@@ -226,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", default=None, metavar="DIR", help="snapshot whose eval slice to use")
 
     p = cmd("register", _register, "add a model (a base or SFT checkpoint) to the registry as a version")
-    p.add_argument("path", metavar="PATH", help="folder that AutoModelForCausalLM.from_pretrained loads")
+    p.add_argument(
+        "path",
+        metavar="PATH",
+        help="folder that AutoModelForCausalLM.from_pretrained loads (safetensors weights; pickle files refused)",
+    )
     p.add_argument("--champion", action="store_true", help="make it the champion")
     p.add_argument("--version", default=None, help="version name (default: derived from time and content)")
 
