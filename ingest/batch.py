@@ -10,12 +10,19 @@ files instead of adding overlapping copies.
 Decoding happens at flush time so the whole batch can go through Arrow in one
 call (ingest/fastpath.py); batches with anything unusual in them take the
 per-record path (ingest/schema.py), which names every problem.
+
+No record may stop its partition: a record that fails in a way the validator
+did not foresee (its decoding raises something other than InvalidRecord, or
+its row cannot be encoded in the lake's schema) is dead-lettered with what
+went wrong, and logged, instead of failing the batch. A failed batch is never
+committed, so it would fail again on every restart.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import operator
 import time
 from collections.abc import Sequence
@@ -33,6 +40,8 @@ _US_PER_DAY = 86_400_000_000
 _SLICES = 16
 _VALUE = operator.attrgetter("value")
 _MIN_SLICE = 256
+
+log = logging.getLogger(__name__)
 
 
 class PartitionBatch:
@@ -150,17 +159,43 @@ class PartitionBatch:
 
     def _slow(self, records: Sequence[Any], letters: list[DeadLetter], ingested_at_ms: int) -> pa.Table:
         decode, limit = DECODERS[self.stream], self.max_record_bytes
-        rows, offsets, timestamps = [], [], []
+        rows, kept = [], []
         for rec in records:
             try:
                 row = decode(parse_json(rec.value, limit))
             except InvalidRecord as exc:
                 letters.append(self._letter(rec, exc))
+            except Exception as exc:  # a validator bug must not stop the partition
+                letters.append(self._unforeseen(rec, "decoding", exc))
             else:
                 rows.append(row)
-                offsets.append(rec.offset)
-                timestamps.append(rec.timestamp)
+                kept.append(rec)
+        try:
+            return self._table(kept, rows, ingested_at_ms)
+        except Exception:  # find the rows the schema refuses, keep the others
+            good: list[tuple[Any, Any]] = []
+            for rec, row in zip(kept, rows, strict=True):
+                try:
+                    self._table([rec], [row], ingested_at_ms)
+                except Exception as exc:
+                    letters.append(self._unforeseen(rec, "encoding", exc))
+                else:
+                    good.append((rec, row))
+            return self._table([r for r, _ in good], [row for _, row in good], ingested_at_ms)
+
+    def _table(self, records: Sequence[Any], rows: list[tuple[Any, ...]], ingested_at_ms: int) -> pa.Table:
+        offsets = [r.offset for r in records]
+        timestamps = [r.timestamp for r in records]
         return good_table(self.stream, self.topic, self.partition, offsets, timestamps, rows, ingested_at_ms)
+
+    def _unforeseen(self, rec: Any, step: str, exc: Exception) -> DeadLetter:
+        where = f"{self.topic}[{self.partition}]@{rec.offset}"
+        log.error("%s failed on %s; dead-lettered", step, where, exc_info=exc, extra={"where": where})
+        problem = (
+            f"ingest failed {step} this record ({type(exc).__name__}: {str(exc)[:200]}): a bug in "
+            "ingest's validator, which should have named the problem; report it with this value"
+        )
+        return self._letter(rec, InvalidRecord([(None, problem)]))
 
     def _letter(self, rec: Any, exc: InvalidRecord) -> DeadLetter:
         if exc.event_time is not None:

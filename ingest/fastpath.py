@@ -9,11 +9,16 @@ GIL) against the contract's types, and checked with vectorized compute.
 `bulk_table` is deliberately conservative: it returns None at the first sign
 of anything the per-record validator (ingest/schema.py) would judge, and the
 caller then takes that slower path, which names every problem. For the
-records it accepts, it produces exactly the rows the per-record path would
-(tests/ingest/test_fastpath.py checks this property). What sends a batch to
-the slow path: a record that is empty, oversized, not UTF-8 or contains a raw
-newline; any explicit JSON null; any unknown field; a prompt given as messages;
-any type or value the contract rejects.
+records it accepts, it produces exactly the rows the per-record path would,
+so a record gets one verdict whatever batch it arrives in
+(tests/ingest/test_fastpath.py and test_verdicts.py check this property). What
+sends a batch to the slow path: a record that is empty, oversized, not UTF-8,
+starts with a byte order mark or contains a raw newline; a record with more
+brackets than _MAX_OPENERS (Arrow's reader slows down on deep nesting and
+crashes on very deep nesting); any explicit JSON null; any unknown field; a
+prompt given as messages; an event time in any but the plainest RFC 3339 form
+(`T` or a space, at most 6 fraction digits, `Z` or +HH:MM); any type or value
+the contract rejects.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ingest.schema import COLUMNS, KINDS, LABELS, MAX_YEAR, MIN_YEAR
+from ingest.schema import BOM, COLUMNS, END_TIME_US, KINDS, LABELS, MIN_TIME_US
 from ingest.writer import SCHEMAS, coordinates
 
 _TS_US = pa.timestamp("us", tz="UTC")
@@ -36,6 +41,14 @@ _TS_US = pa.timestamp("us", tz="UTC")
 _NULL_MEMBER = re.compile(rb":\s*null\b")
 # Characters JSON must escape: tag values holding them are serialized the slow way.
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+# The event times Arrow's cast reads exactly as schema.parse_time does (RE2 syntax); the other
+# RFC 3339 forms (lower-case t or z, more than 6 fraction digits) take the per-record path.
+_PLAIN_TIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+# A record with no more "{" and "[" than this nests no deeper, which Arrow's reader handles in
+# milliseconds; arrays nested 5,000 deep take it seconds, and some 300,000 deep crash the process.
+_MAX_OPENERS = 256
 # Every column a string in the event, in schema order: derived, so it cannot drift from the contract.
 _NOT_PLAIN_STRINGS = {"prompt", "prompt_format", "tags", "schema_version", "extra"}
 _STRING_FIELDS = {
@@ -74,6 +87,10 @@ def _parse(stream: str, values: Sequence[bytes | None], max_record_bytes: int) -
             buf.decode("utf-8")  # Arrow would silently replace bad bytes with U+FFFD
         except UnicodeDecodeError:
             raise _Reject from None
+        if buf.startswith(BOM) or b"\n" + BOM in buf:  # Arrow skips a leading one; it is not JSON
+            raise _Reject
+    if not _shallow(buf, lengths):
+        raise _Reject
     options = pj.ParseOptions(explicit_schema=_EXPLICIT[stream], unexpected_field_behavior="infer")
     try:
         table = pj.read_json(pa.BufferReader(buf), read_options=_READ, parse_options=options)
@@ -83,6 +100,19 @@ def _parse(stream: str, values: Sequence[bytes | None], max_record_bytes: int) -
     if table.num_rows != len(values) or not set(table.column_names) <= _KNOWN[stream]:
         raise _Reject
     return table
+
+
+def _shallow(buf: bytes, lengths: list[int]) -> bool:
+    """Whether no record holds more than _MAX_OPENERS brackets (and so cannot nest deeper)."""
+    # In numpy, which releases the GIL the consumer thread needs, and costs a few ms per 10 MB
+    # (bytes.count holds the GIL, and would have to count record by record).
+    raw = np.frombuffer(buf, np.uint8)
+    brackets = (raw | 0x20) == ord("{")  # "[" is 0x5B, "{" 0x7B: they differ in bit 0x20 alone
+    if np.count_nonzero(brackets) <= _MAX_OPENERS:
+        return True
+    ends = np.cumsum(np.asarray(lengths, np.int64) + 1)  # each record's end, past its newline
+    per_record = np.bincount(np.searchsorted(ends, np.flatnonzero(brackets), side="right"))
+    return int(per_record.max()) <= _MAX_OPENERS
 
 
 def _const(n: int, text: str) -> pa.Array:
@@ -103,14 +133,15 @@ def _string(table: pa.Table, name: str) -> pa.ChunkedArray:
 
 def _event_time(table: pa.Table) -> pa.ChunkedArray:
     col = _string(table, "event_time")
-    if col.null_count:
+    if col.null_count or not _all(pc.match_substring_regex(col, _PLAIN_TIME)):
         raise _Reject
     try:
         times = pc.cast(col, _TS_US)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise _Reject from None
-    years = pc.year(times)
-    if pc.min(years).as_py() < MIN_YEAR or pc.max(years).as_py() > MAX_YEAR:
+    # The same bounds as schema.parse_time: the instant in UTC, whatever the offset it was given in.
+    bounds = pc.min_max(times.cast(pa.int64()))
+    if bounds["min"].as_py() < MIN_TIME_US or bounds["max"].as_py() >= END_TIME_US:
         raise _Reject
     return times
 

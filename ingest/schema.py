@@ -10,13 +10,22 @@ who wants an event back from a lake row.
 This runs once per record on the ingest hot path, so it is written as flat
 code over one dict (fields are popped as they are checked; what remains is
 `extra`) rather than as a generic schema walker.
+
+The limits are part of the contract (docs/contracts.md), so that every record
+the validator accepts is one the writer can store: strict JSON (no NaN,
+Infinity or -Infinity, no byte order mark, no number that overflows a 64-bit
+float), integers of at most MAX_INT_DIGITS digits, nesting of at most
+MAX_DEPTH levels, event times in RFC 3339 whose instant in UTC lies in
+MIN_YEAR..MAX_YEAR. The bulk path (ingest/fastpath.py) applies the same rules.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+import math
+import re
+from typing import Any, NoReturn
 
 STREAMS = ("traces", "feedback")
 TRACE_COLUMNS = (
@@ -56,13 +65,28 @@ EVENT_TIME_INDEX = {
 }
 
 # Years outside this range are clock bugs or unit mix-ups (seconds vs milliseconds), not events.
+# The range holds for the instant in UTC (the lake stores UTC and files it by its UTC date), so
+# 1999-12-31T23:30:00-01:00 (2000-01-01T00:30:00Z) is in it and 2000-01-01T00:30:00+01:00 is not.
 MIN_YEAR = 2000
 MAX_YEAR = 2100
 KINDS = ("thumb", "edit")
 LABELS = ("up", "down")
+# Limits every record must keep, whichever path decodes it (docs/contracts.md, "Limits").
+MAX_DEPTH = 64  # levels of nesting; the record's own object is level 1
+MAX_INT_DIGITS = 100  # digits of an integer literal (sign not counted)
+BOM = b"\xef\xbb\xbf"
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_US = dt.timedelta(microseconds=1)
+# First and one past the last microsecond of the accepted range, in UTC, since the epoch.
+MIN_TIME_US = (dt.datetime(MIN_YEAR, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_US
+END_TIME_US = (dt.datetime(MAX_YEAR + 1, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_US
+# RFC 3339 section 5.6 date-time: "T" or "t" (or a space, its section 5.6 note) between date and
+# time, any number of fraction digits (past the sixth dropped: the lake stores microseconds), and
+# Z, z or +HH:MM/-HH:MM. Only ASCII digits: Python's \d would take other scripts' digits too.
+_DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+_RFC3339 = re.compile(_DATE_TIME + r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+_LOCAL_TIME = re.compile(_DATE_TIME)
 _COMPACT = (",", ":")
 
 
@@ -91,6 +115,51 @@ def _kind_of(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _refuse(message: str) -> NoReturn:
+    raise InvalidRecord([(None, message)])
+
+
+def _parse_int(literal: str) -> int:
+    digits = len(literal) - literal.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        _refuse(
+            f"an integer of {digits} digits, over the limit of {MAX_INT_DIGITS}; "
+            "send a number that large as a string"
+        )
+    return int(literal)
+
+
+def _parse_float(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        _refuse(f"the number {literal[:32]} is out of the range of a 64-bit float; send it as a string")
+    return number
+
+
+def _parse_constant(name: str) -> NoReturn:
+    _refuse(f"{name} is not JSON (RFC 8259 has no NaN or Infinity); send null or a string instead")
+
+
+# Strict JSON: Python's decoder alone takes NaN and Infinity, and integers of any length up to
+# the interpreter's limit (4300 digits), over which it raises a ValueError that is not a JSON error.
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels, the limit (the record's object is level 1)"
+
+
+def _depth_over(doc: Any, limit: int) -> bool:
+    """Whether ``doc`` nests more than ``limit`` levels (iterative: no recursion limit to hit)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if type(value) is dict:
+            stack.extend((v, depth + 1) for v in value.values() if type(v) in (dict, list))
+        elif type(value) is list:
+            stack.extend((v, depth + 1) for v in value if type(v) in (dict, list))
+    return False
+
+
 def parse_json(value: bytes | None, max_bytes: int) -> dict[str, Any]:
     """Bytes to a JSON object, or InvalidRecord saying why not."""
     if value is None:
@@ -99,20 +168,28 @@ def parse_json(value: bytes | None, max_bytes: int) -> dict[str, Any]:
         raise InvalidRecord(
             [(None, f"record is {len(value)} bytes, over the limit of {max_bytes} (ingest.max_record_bytes)")]
         )
+    if value.startswith(BOM):
+        _refuse(
+            "starts with a UTF-8 byte order mark (EF BB BF), which JSON does not allow "
+            "(RFC 8259 section 8.1); have the producer send the object without it"
+        )
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRecord([(None, f"not valid UTF-8: {exc.reason} at byte {exc.start}")]) from None
     try:
-        doc = json.loads(text)
+        doc = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidRecord(
             [(None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
         ) from None
     except RecursionError:
-        raise InvalidRecord([(None, "not valid JSON: nested too deeply")]) from None
+        _refuse(_TOO_DEEP)
     if type(doc) is not dict:
         raise InvalidRecord([(None, f"expected a JSON object, got a JSON {_kind_of(doc)}")])
+    # Every level opens a bracket: most records have too few for the walk to be needed.
+    if value.count(b"{") + value.count(b"[") > MAX_DEPTH and _depth_over(doc, MAX_DEPTH):
+        _refuse(_TOO_DEEP)
     if "\\u" in text:
         # An escaped lone surrogate ("\ud800") is valid JSON but not encodable as UTF-8;
         # Arrow would reject the whole batch later, so find it now (rare: only with escapes).
@@ -139,25 +216,41 @@ def _check_encodable(value: Any, problems: list[tuple[str | None, str]], where: 
 
 
 def parse_time(value: Any, problems: list[tuple[str | None, str]], name: str = "event_time") -> int | None:
-    """RFC 3339 with an offset -> microseconds since the epoch (UTC)."""
+    """RFC 3339 with an offset -> microseconds since the epoch (UTC), in MIN_YEAR..MAX_YEAR in UTC."""
     if value is None:
         problems.append((name, "missing (required)"))
         return None
     if type(value) is not str:
         problems.append((name, f"expected an RFC 3339 string, got a JSON {_kind_of(value)}"))
         return None
+    if not _RFC3339.fullmatch(value):
+        if _LOCAL_TIME.fullmatch(value):
+            problems.append((name, f"{value[:64]!r} has no UTC offset; add Z or +HH:MM"))
+        else:
+            problems.append(
+                (name, f"{value[:64]!r} is not an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z)")
+            )
+        return None
     try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        problems.append((name, f"{value[:64]!r} is not an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z)"))
+        # fromisoformat takes only "T" and "Z" in capitals, and drops fraction digits past the sixth.
+        when = dt.datetime.fromisoformat(value.upper())
+    except ValueError as exc:
+        problems.append((name, f"{value[:64]!r} is not a valid date and time ({exc})"))
         return None
-    if when.tzinfo is None:
-        problems.append((name, f"{value[:64]!r} has no UTC offset; add Z or +HH:MM"))
+    micros = (when - _EPOCH) // _ONE_US
+    if not MIN_TIME_US <= micros < END_TIME_US:
+        try:
+            utc = f"{format_time(micros)} in UTC, "
+            year = (_EPOCH + micros * _ONE_US).year
+        except OverflowError:
+            utc, year = "", when.year
+        problems.append((name, f"{value[:64]!r} is {utc}year {year}, outside {MIN_YEAR}..{MAX_YEAR} (UTC)"))
         return None
-    if not MIN_YEAR <= when.year <= MAX_YEAR:
-        problems.append((name, f"year {when.year} is outside {MIN_YEAR}..{MAX_YEAR}"))
-        return None
-    return (when - _EPOCH) // _ONE_US
+    return micros
+
+
+def _shown(value: str) -> str:
+    return f"{value[:32]!r}" if value else "an empty string"
 
 
 def _text(
@@ -209,7 +302,12 @@ def _schema_version(doc: dict[str, Any], problems: list[tuple[str | None, str]])
 
 
 def _extra(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, separators=_COMPACT, ensure_ascii=False, sort_keys=True) if doc else "{}"
+    # allow_nan=False: should a non-finite number ever get past parse_json, fail rather than store non-JSON.
+    return (
+        json.dumps(doc, separators=_COMPACT, ensure_ascii=False, sort_keys=True, allow_nan=False)
+        if doc
+        else "{}"
+    )
 
 
 def decode_trace(doc: dict[str, Any]) -> tuple[Any, ...]:
@@ -257,13 +355,15 @@ def decode_feedback(doc: dict[str, Any]) -> tuple[Any, ...]:
     event_id = _text(doc, "event_id", True, problems)
     trace_id = _text(doc, "trace_id", True, problems)
     event_time = parse_time(doc.pop("event_time", None), problems)
-    kind = _text(doc, "kind", False, problems) or "thumb"
+    kind = _text(doc, "kind", False, problems)
+    if kind is None and "kind" not in {f for f, _ in problems}:
+        kind = "thumb"  # absent: a thumb; an empty string is an error like any value not in KINDS
     label = _text(doc, "label", False, problems)
     edited = _text(doc, "edited_completion", False, problems)
-    if kind not in KINDS:
-        problems.append(("kind", f"{kind[:32]!r} is not one of {', '.join(KINDS)}"))
+    if kind is not None and kind not in KINDS:
+        problems.append(("kind", f"{_shown(kind)} is not one of {', '.join(KINDS)}"))
     if label is not None and label not in LABELS:
-        problems.append(("label", f"{label[:32]!r} is not one of {', '.join(LABELS)}"))
+        problems.append(("label", f"{_shown(label)} is not one of {', '.join(LABELS)}"))
     elif label is None and kind == "thumb":
         problems.append(("label", "missing (required for a thumb: up or down)"))
     if kind == "edit" and edited is None:

@@ -35,6 +35,11 @@ def _produce(config, n: int, start: int = 0) -> None:
             out.send_raw(config.kafka.feedback_topic, feedback_event(i), key=f"tr-{i}".encode())
 
 
+def _member(event: bytes, raw: bytes) -> bytes:
+    """``event`` with one more member, written as raw JSON text (for what json.dumps cannot write)."""
+    return event[:-1] + b", " + raw + b"}"
+
+
 def _assert_offsets_match_disk(config) -> None:
     """Committed offset of every partition == number of records on disk for it, each offset once."""
     disk = offsets_on_disk(Path(config.paths.lake))
@@ -75,7 +80,7 @@ def test_replay_by_another_group_rewrites_the_same_files(broker_config):
 
 
 def test_bad_records_go_to_the_dead_letter_lake_and_the_good_ones_around_them_to_the_lake(broker_config):
-    config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5, "ingest.max_record_bytes": 2000})
+    config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5, "ingest.max_record_bytes": 8000})
     k = config.kafka
     bad = {
         "malformed json": (k.traces_topic, b'{"trace_id": ', None, "not valid JSON"),
@@ -96,7 +101,30 @@ def test_bad_records_go_to_the_dead_letter_lake_and_the_good_ones_around_them_to
             "event_time",
             "year 1900",
         ),
-        "oversize": (k.traces_topic, trace_event(0, completion="x" * 3000), None, "over the limit of 2000"),
+        "oversize": (k.traces_topic, trace_event(0, completion="x" * 9000), None, "over the limit of 8000"),
+        # Records the writer used to raise on (ingest exited 1, and again on every restart):
+        "huge integer": (
+            k.traces_topic,
+            _member(trace_event(0), b'"n": ' + b"9" * 5000),
+            None,
+            "5000 digits",
+        ),
+        "huge version": (
+            k.feedback_topic,
+            _member(feedback_event(0), b'"schema_version": ' + b"9" * 5000),
+            None,
+            "5000 digits",
+        ),
+        "deep nesting": (
+            k.traces_topic,
+            _member(trace_event(0), b'"d": ' + b"[" * 990 + b"]" * 990),
+            None,
+            "nested",
+        ),
+        # and records that got into the lake although they break the contract:
+        "NaN": (k.traces_topic, _member(trace_event(0), b'"x": NaN'), None, "NaN is not JSON"),
+        "empty kind": (k.feedback_topic, feedback_event(0, kind=""), "kind", "an empty string is not one of"),
+        "byte order mark": (k.traces_topic, b"\xef\xbb\xbf" + trace_event(0), None, "byte order mark"),
     }
     good = 0
     with EventProducer(k) as out:
