@@ -1,8 +1,10 @@
 """Curation throughput: synthetic raw lakes of 1 M and 10 M feedback events to a snapshot.
 
 Figures: seconds and peak RSS of the whole DuckDB curation (``curation.run.run``: SQL chain,
-export, GX report, summary) and of the same logic written plainly in pandas (the baseline),
-each in a fresh process on the same lake, and their ratio. Beside them, a floor from the same run:
+export, GX report, summary), of the same with PII redaction off (``curation.redact_pii``: what
+redaction adds), and of the same logic written plainly in pandas (the baseline; its redaction is
+four regexes, not the checked kinds of ``curation.pii``), each in a fresh process on the same lake,
+and their ratio. Beside them, a floor from the same run:
 the columns the snapshot takes from the window's traces copied once, as the snapshot is written,
 with nothing decided; the curation's time over it says how much of the time is its logic. Sizes: ``BENCH_CURATION_SIZES``
 (comma-separated, default ``1000000,10000000``); pandas runs at sizes up to
@@ -291,16 +293,22 @@ def pandas_curate(lake: Path, out: Path) -> dict[str, int]:
     return counts
 
 
-def duckdb_curate(lake: Path, out: Path) -> dict[str, int]:
+def duckdb_curate(lake: Path, out: Path, redact: bool = True) -> dict[str, int]:
     from curation.run import run
     from curation.snapshot import load_manifest
     from flywheel.config import defaults
 
-    config = defaults().replace(**{"paths.lake": str(lake), "paths.registry": str(out / "registry")})
+    config = defaults().replace(
+        **{
+            "paths.lake": str(lake),
+            "paths.registry": str(out / "registry"),
+            "curation.redact_pii": redact,
+        }
+    )
     path = run(config, as_of=AS_OF)
     counts = load_manifest(path)["counts"]
     shutil.rmtree(path)  # the next run must build, not find, the snapshot
-    return {"train": counts["train"], "eval": counts["eval"]}
+    return {"train": counts["train"], "eval": counts["eval"], "pii_rows": counts.get("pii_any", 0)}
 
 
 def duckdb_core(lake: Path, out: Path) -> dict[str, int]:
@@ -322,6 +330,7 @@ def duckdb_core(lake: Path, out: Path) -> dict[str, int]:
 
 ENGINES = {
     "duckdb": duckdb_curate,
+    "duckdb-no-pii": lambda lake, out: duckdb_curate(lake, out, redact=False),
     "duckdb-core": duckdb_core,
     "pandas": pandas_curate,
     "copy-floor": lambda lake, out: copy_floor(lake, out, AS_OF),
@@ -389,6 +398,7 @@ def main() -> None:
         runs = {}
         for engine, label in (
             ("duckdb", "duckdb, whole curation (with report)"),
+            ("duckdb-no-pii", "duckdb, whole curation, no PII"),
             ("duckdb-core", "duckdb, SQL chain + export"),
             ("pandas", "pandas baseline, same steps"),
             ("copy-floor", "floor: traces' columns copied once"),
@@ -415,6 +425,15 @@ def main() -> None:
                         f"{base['rss'] / r['rss']:.2f}x peak memory",
                         flush=True,
                     )
+        if "duckdb" in runs and "duckdb-no-pii" in runs:
+            on, off = runs["duckdb"], runs["duckdb-no-pii"]
+            added = on["seconds"] - off["seconds"]
+            print(
+                f"  {n:>11,} events  redaction adds {added:.1f} s ({added / off['seconds']:+.0%} of the"
+                f" curation without it), {(on['rss'] - off['rss']) / 1024**2:+.0f} MiB peak RSS;"
+                f" {on.get('pii_rows', 0):,} rows redacted",
+                flush=True,
+            )
         if "copy-floor" in runs and "keys-floor" in runs:
             floor = runs["copy-floor"]["seconds"] + runs["keys-floor"]["seconds"]
             print(f"  {n:>11,} events  floor, both parts: {floor:.1f} s", flush=True)
