@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from curation import pii
 from curation.config import CurationConfig
+from curation.forget import tombstones
 from curation.lake import empty_table, window_files
 from curation.policy import Balance, balance
 
@@ -115,18 +116,33 @@ def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
 
 
 def _source(
-    con: duckdb.DuckDBPyConnection, lake: Path, stream: str, first: dt.date, last: dt.date
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    stream: str,
+    first: dt.date,
+    last: dt.date,
+    forgotten: list[str],
 ) -> dict[str, int]:
+    """View ``<stream>_src`` over the window's files, without the rows of users with a tombstone
+    (``forgotten``: SHA-256 digests of their ids, curation.forget), which it counts."""
     files, older_rows, older_files = window_files(lake, stream, first, last)
+    removed = 0
     # `_pos` names one row of one file in one BIGINT (file index, row number in it): the early steps
-    # carry it instead of the Kafka coordinates, and 13_fetch.sql reads the text back by it.
+    # carry it instead of the Kafka coordinates, and 13_fetch.sql reads the text back by it. It is
+    # taken before the tombstones' filter, so it still names the row's place in its file.
     if files:
         # a view cannot take parameters: the file list goes in as quoted literals
         listed = ", ".join(sql_literal(f) for f in files)
+        scan = f"read_parquet([{listed}], union_by_name = true)"
+        keep = "true"
+        if forgotten:
+            digests = ", ".join(sql_literal(d) for d in forgotten)
+            gone = f"user_id IS NOT NULL AND sha256(user_id) IN ({digests})"
+            keep = f"NOT ({gone})"
+            removed = _scalar(con, f"SELECT count(*) FROM {scan} WHERE {gone}")
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {stream}_src AS SELECT *,"
-            " (file_index::BIGINT << 40) | file_row_number AS _pos"
-            f" FROM read_parquet([{listed}], union_by_name = true)"
+            f" (file_index::BIGINT << 40) | file_row_number AS _pos FROM {scan} WHERE {keep}"
         )
     else:
         empty = empty_table(stream)
@@ -135,6 +151,7 @@ def _source(
         f"{stream}_files": len(files),
         f"{stream}_older_files": older_files,
         f"{stream}_older_rows": older_rows,
+        f"forgotten_{stream}": removed,
     }
 
 
@@ -160,8 +177,12 @@ def run_pipeline(
     every step; :func:`curation.snapshot.write_splits` reads their text and writes them."""
     first = window.cutoff.date()
     last = window.as_of.date()
-    inputs = _source(con, lake, "feedback", first, last)
-    inputs.update(_source(con, lake, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), last))
+    forgotten = tombstones(lake)
+    inputs = _source(con, lake, "feedback", first, last, forgotten)
+    inputs.update(
+        _source(con, lake, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), last, forgotten)
+    )
+    inputs["tombstones"] = len(forgotten)
     params: dict[str, Any] = {
         "as_of": window.as_of,
         "cutoff": window.cutoff,
@@ -182,7 +203,11 @@ def run_pipeline(
         "redact": cfg.redact_pii,
         "skew_minutes": cfg.max_future_skew_minutes,
     }
-    c: dict[str, int] = {}
+    c: dict[str, int] = {
+        # rows of users who asked to be forgotten (curation.forget), left out of every step
+        "forgotten_feedback": inputs["forgotten_feedback"],
+        "forgotten_traces": inputs["forgotten_traces"],
+    }
     raw = _bind(con, load_sql("01_raw_profile"), params).df()
     c["read"] = int(raw.loc[raw["known_then"], "events"].sum())
     c["after_as_of"] = int(raw.loc[~raw["known_then"], "events"].sum())

@@ -83,6 +83,18 @@ def _curate(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
+def _forget(args: argparse.Namespace, config: Any) -> int:
+    from curation.forget import forget
+
+    done = forget(config.paths.lake, args.user_id, compact=not args.no_compact)
+    print(done.tombstone)
+    for path in done.files_rewritten:
+        print(f"rewrote {path}", file=sys.stderr)
+    removed = ", ".join(f"{n} {stream} rows" for stream, n in done.rows_removed.items())
+    print(f"removed {removed} from {len(done.files_rewritten)} files", file=sys.stderr)
+    return EXIT_OK
+
+
 def _train(args: argparse.Namespace, config: Any) -> int:
     from training.run import run
 
@@ -215,6 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", dest="paths.lake", metavar="DIR", help="root of the lake")
     p.add_argument(
         "--as-of", default=None, metavar="TIME", help="rebuild the snapshot as of this RFC 3339 time"
+    )
+
+    p = cmd(
+        "forget",
+        _forget,
+        "a user's deletion request: a tombstone the next curations honour, and the raw lake files "
+        "holding the user's rows rewritten without them; prints the tombstone's path",
+    )
+    p.add_argument("--user-id", required=True, metavar="ID", help="the user_id the events carry")
+    p.add_argument("--lake", dest="paths.lake", metavar="DIR", help="root of the lake")
+    p.add_argument(
+        "--no-compact", action="store_true", help="only record the tombstone; rewrite no lake file"
     )
 
     p = cmd("train", _train, "train a KTO candidate on a snapshot; prints its registry version")
