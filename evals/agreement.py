@@ -5,9 +5,22 @@ log π_candidate(y|x) − log π_champion(y|x) (per token when
 ``reward_normalization = "mean"``, so a long completion does not weigh more
 than a short one). A candidate that learned from users gives thumbs-up
 completions a higher reward than thumbs-down ones: AUC above 0.5, a positive
-margin. The same log-probabilities give the chosen-probability guard (the
-mean change on thumbs-up completions, which KTO and DPO can push down) and the
+margin. The same log-probabilities give the chosen-probability guard and the
 per-slice AUCs over trace tags.
+
+Two measures answer questions the AUC alone cannot:
+
+- **Length-matched AUC**: the AUC over (thumbs-up, thumbs-down) pairs of like length only (rows
+  binned by completion tokens). If the candidate's agreement with users is only a taste for
+  longer or shorter text, it vanishes here. When users' thumbs and length are so entangled that
+  few pairs of like length exist, the test cannot be made, and the metrics say so.
+- **Approved mass**: per held-out prompt, the probability the model gives to the whole set of
+  distinct completions users approved (log-sum-exp of their sequence log-probabilities), candidate
+  minus champion, in nats per token. Mass that leaves what users approved for what nobody
+  approved lowers it; mass that moves among approved answers towards the one users like most
+  does not (the set's total stays), and a few flipped votes add completions whose mass is small
+  beside the approved ones. The mean change on thumbs-up rows (``chosen_logp_change``), which
+  falls in both cases, is kept as a metric.
 """
 
 from __future__ import annotations
@@ -65,15 +78,69 @@ def agreement_metrics(
         stats.weighted_mean(scores.per_token_change[~up]), clusters[~up], b, level, seed + 2
     )
     return {
-        "auc": auc.to_dict(),
+        "auc": {**auc.to_dict(), "detectable": stats.detectable_effect(auc.se, level, cfg.power)},
         "margin": margin.to_dict(),
         "chosen_logp_change": chosen.to_dict(),
         "rejected_logp_change": rejected.to_dict(),
+        "length_matched": length_matched(scores, labels, clusters, cfg),
         "rows": len(labels),
         "thumbs_up": int(up.sum()),
         "thumbs_down": int((~up).sum()),
         "clusters": len(np.unique(clusters)),
     }
+
+
+def length_strata(tokens: np.ndarray, bins: int) -> np.ndarray:
+    """Bin index per row from quantiles of the completion token counts (equal counts share a bin)."""
+    if not len(tokens):
+        return np.zeros(0, dtype=np.int64)
+    edges = np.unique(np.quantile(tokens, np.linspace(0, 1, bins + 1)[1:-1]))
+    return np.searchsorted(edges, tokens, side="right")
+
+
+def length_matched(
+    scores: TraceScores, labels: np.ndarray, clusters: np.ndarray, cfg: EvalsConfig
+) -> dict[str, Any]:
+    """AUC within completion-length bins, and how many (up, down) pairs of like length there were."""
+    up = labels.astype(bool)
+    strata = length_strata(scores.tokens, cfg.length_bins)
+    pairs = sum(int(up[strata == s].sum()) * int((~up[strata == s]).sum()) for s in np.unique(strata))
+    out: dict[str, Any] = {"pairs": pairs, "bins": len(np.unique(strata))}
+    if pairs:
+        out["auc"] = stats.estimate(
+            stats.stratified_auc(scores.reward, up, strata),
+            clusters,
+            cfg.bootstrap_samples,
+            cfg.ci_level,
+            cfg.seed + 5,
+        ).to_dict()
+    return out
+
+
+def approved_mass(frame: pd.DataFrame, scores: TraceScores, cfg: EvalsConfig) -> dict[str, Any]:
+    """Change of the log-probability of each prompt's set of approved completions, per token."""
+    up = frame["label"].to_numpy(dtype=bool)
+    table = pd.DataFrame(
+        {
+            "prompt": frame["prompt"].to_numpy()[up],
+            "completion": frame["completion"].to_numpy()[up],
+            "candidate": scores.logp_candidate[up],
+            "champion": scores.logp_champion[up],
+            "tokens": scores.tokens[up],
+        }
+    ).drop_duplicates(["prompt", "completion"])
+    if table.empty:
+        return {"prompts": 0}
+    changes = []
+    for _, group in table.groupby("prompt", sort=True):
+        lse_c = np.logaddexp.reduce(group["candidate"].to_numpy())
+        lse_h = np.logaddexp.reduce(group["champion"].to_numpy())
+        changes.append((lse_c - lse_h) / max(float(group["tokens"].mean()), 1.0))
+    values = np.array(changes)
+    est = stats.estimate(
+        stats.weighted_mean(values), np.arange(len(values)), cfg.bootstrap_samples, cfg.ci_level, cfg.seed + 6
+    )
+    return {"prompts": len(values), "change_per_token": est.to_dict()}
 
 
 def slice_metrics(

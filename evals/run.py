@@ -1,9 +1,10 @@
 """`flywheel eval`: the candidate against the champion on a snapshot's held-out traces.
 
-1. agreement with users (implicit reward, AUC and margin with cluster-bootstrap CIs),
-2. replay (both models answer held-out prompts; a judge compares; win rate and LC win rate),
-3. guards (length ratio, chosen-probability drop, KL drift, slices by agreement and by replay,
-   format, refusals),
+1. agreement with users (implicit reward, AUC and margin with cluster-bootstrap CIs, the AUC
+   among completions of like length, the probability of the approved completions),
+2. replay (both models answer every held-out prompt several times; a judge compares; win rate and
+   LC win rate clustered by prompt; KL, support and health of the answers),
+3. checks that veto or warn (see :mod:`evals.decision`),
 4. the decision, 5. the report under ``<registry>/evals/<candidate>-vs-<champion>/``.
 
 The gate decides and reports; it never switches the champion (``nightly``
@@ -22,7 +23,7 @@ import numpy as np
 from evals import agreement, data, decision, report
 from evals.errors import EvalError
 from evals.judges import make_judge
-from evals.replay import Replay, replay_metrics, run_replay
+from evals.replay import Replay, replay_metrics, run_replay, users_length_preference
 from evals.replay import slice_metrics as replay_slice_metrics
 from evals.scoring import load, pick_device
 from flywheel.config import write_resolved
@@ -65,20 +66,33 @@ def pick_snapshot(config: Any, registry: Registry, candidate: str) -> Path:
 
 
 def examples(r: Replay, count: int) -> dict[str, list[dict[str, Any]]]:
+    """The biggest wins and losses, one pair per prompt."""
     if r.judgement is None or r.margin is None or not count:
         return {}
-    order = np.argsort(r.margin)
+    order = np.argsort(r.margin, kind="stable")
+    formats = r.prompt_formats or ["text"] * len(r.prompts)
     pick = [
         {
             "prompt": r.prompts[i],
+            "prompt_format": formats[i],
             "candidate": r.candidate[i],
             "champion": r.champion[i],
             "margin": float(r.margin[i]),
         }
         for i in order
     ]
-    wins = [e for e in reversed(pick) if e["margin"] > 0][:count]
-    losses = [e for e in pick if e["margin"] < 0][:count]
+
+    def distinct(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen: set[str] = set()
+        out = []
+        for e in entries:
+            if e["prompt"] not in seen:
+                seen.add(e["prompt"])
+                out.append(e)
+        return out[:count]
+
+    wins = distinct([e for e in reversed(pick) if e["margin"] > 0])
+    losses = distinct([e for e in pick if e["margin"] < 0])
     return {"Biggest wins of the candidate": wins, "Biggest losses of the candidate": losses}
 
 
@@ -109,12 +123,20 @@ def run(config: Any, candidate: str | None = None, snapshot: str | Path | None =
     champ = load("champion", registry.path(champion), device)
     scores = agreement.score_traces(frame, cand, champ, cfg)
     metrics: dict[str, Any] = {"agreement": agreement.agreement_metrics(scores, labels, clusters, cfg)}
+    metrics["agreement"]["approved_mass"] = agreement.approved_mass(frame, scores, cfg)
     metrics["slices"] = agreement.slice_metrics(frame, scores, clusters, cfg)
     scored = time.perf_counter()
     replayed: Replay | None = None
     if cfg.replay_prompts:
-        replayed = run_replay(frame, clusters, cand, champ, make_judge(cfg), cfg)
-        metrics["replay"] = replay_metrics(replayed, cfg)
+        replayed = run_replay(frame, cand, champ, make_judge(cfg), cfg)
+        if replayed.prompts_used < replayed.prompts_available:
+            log.warning(
+                "gate: replay uses %d of %d distinct held-out prompts (evals.replay_prompts caps it)",
+                replayed.prompts_used,
+                replayed.prompts_available,
+            )
+        users = users_length_preference(frame, clusters, cfg)
+        metrics["replay"] = replay_metrics(replayed, cfg, users)
         metrics["replay_slices"] = replay_slice_metrics(replayed, cfg)
     metrics["timing"] = {
         "agreement_s": scored - started,
@@ -129,8 +151,14 @@ def run(config: Any, candidate: str | None = None, snapshot: str | Path | None =
         "champion": [len(t) for t in replayed.champion] if replayed else [],
     }
     images = report.plots(scores.reward, labels, lengths, metrics["slices"], metrics.get("replay_slices", []))
+    candidates = {
+        "Data-quality report of the snapshot": snap / "quality" / "summary.html",
+        "Model card of the candidate": registry.path(candidate) / "model_card.md",
+        "Training curves of the candidate": registry.path(candidate) / "curves.png",
+    }
+    links = {title: str(path) for title, path in candidates.items() if path.is_file()}
     result.report_path = report.write(
-        folder, result, images, examples(replayed, cfg.examples) if replayed else {}
+        folder, result, images, examples(replayed, cfg.examples) if replayed else {}, links
     )
     write_resolved(config, folder / "config.toml")
     log.info("gate: %s in %.1fs", "promote" if result.promote else "reject", time.perf_counter() - started)

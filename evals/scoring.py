@@ -38,7 +38,7 @@ def load(name: str, path: Path, device: torch.device) -> Loaded:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
         model = model.to(device).eval()  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:
         raise EvalError(
@@ -60,18 +60,26 @@ def encode(
     return [(list(p), list(c) + eos) for p, c in zip(p_ids, c_ids, strict=True)]
 
 
-@torch.no_grad()
 def logprobs(
     m: Loaded, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int, max_length: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of log p(completion | prompt) and completion token count per pair.
+    """Sum of log p(completion | prompt) and completion token count per pair (see :func:`token_logprobs`)."""
+    per_token = token_logprobs(m, pairs, batch_size, max_length)
+    sums = np.array([float(t.sum()) for t in per_token])
+    return sums, np.array([len(t) for t in per_token], dtype=np.int64)
+
+
+@torch.no_grad()
+def token_logprobs(
+    m: Loaded, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int, max_length: int
+) -> list[np.ndarray]:
+    """log p(token | everything before it) of each completion token, per pair.
 
     Pairs are scored in batches of similar length (sorted by total length) so a
     batch carries little padding; results come back in the input order.
     Prompts longer than ``max_length`` minus the completion are cut on the left.
     """
-    sums = np.zeros(len(pairs))
-    counts = np.zeros(len(pairs), dtype=np.int64)
+    out: list[np.ndarray] = [np.zeros(0)] * len(pairs)
     rows = []
     for p, c in pairs:
         c = c[: max_length - 1]
@@ -95,9 +103,8 @@ def logprobs(
         # Position t predicts token t+1.
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
         token_logp = logp.gather(-1, ids[:, 1:].to(m.device).unsqueeze(-1)).squeeze(-1)
-        mask = target[:, 1:].to(m.device)
-        batch_sums = (token_logp * mask).sum(dim=1).cpu().numpy()
+        mask = target[:, 1:]
+        values = token_logp.double().cpu().numpy()
         for j, i in enumerate(idx):
-            sums[i] = batch_sums[j]
-            counts[i] = len(rows[i][1])
-    return sums, counts
+            out[i] = values[j][mask[j].numpy()]
+    return out

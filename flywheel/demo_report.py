@@ -27,6 +27,7 @@ class RoundRow:
     eval_rows: int | None = None
     candidate: str = ""
     reasons: list[str] = dataclasses.field(default_factory=list)
+    deciding: str = ""
     quality_report: str = ""
     eval_report: str = ""
     round_s: float | None = None
@@ -51,6 +52,7 @@ class RoundRow:
         self.round_s = record.get("duration_s")
         decision = record.get("decision") or {}
         self.reasons = [str(x) for x in decision.get("reasons") or []] or [str(record.get("message") or "")]
+        self.deciding = str(decision.get("deciding_check") or "")
         self.eval_report = str(decision.get("report_path") or "")
         snap = record.get("snapshot_path")
         if snap:
@@ -79,12 +81,13 @@ def _table(rows: list[RoundRow]) -> str:
     """One line per day, readable at a glance; the full reasons and report paths follow it."""
     head = (
         "| day | serving model | approval | served | votes | edits | ingested | dead-lettered "
-        "| night: snapshot (train/eval) | decision | main reason |"
+        "| night: snapshot (train/eval) | decision | deciding check |"
     )
     lines = [head, "|" + "---|" * 11]
     previous_in = previous_dlq = 0
     for r in rows:
         snap = f"{_short(r.snapshot_id, 14)} ({r.train_rows}/{r.eval_rows})" if r.snapshot_id else "-"
+        # The gate lists the deciding check first: the first veto, or the primary metric on promotion.
         first_reason = r.reasons[0] if r.reasons else "-"
         lines.append(
             f"| {r.day} | {_short(r.version, 28)} | {r.approval:.1%} | {r.served} | {r.votes} | {r.edits} | "

@@ -185,9 +185,11 @@ def _round(
     enter("gate")
     decision = stages.gate(config, candidate, snapshot)
     reasons = [str(r) for r in decision.reasons]
+    deciding = getattr(decision, "deciding", None)
     ledger.set(
         decision={
             "promote": bool(decision.promote),
+            "deciding_check": deciding.name if deciding is not None else None,
             "reasons": reasons,
             "report_path": str(decision.report_path),
             "metrics": dict(decision.metrics),

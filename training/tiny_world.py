@@ -237,6 +237,6 @@ def load(path: str | os.PathLike[str]) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
     model.eval()
     return model, tokenizer

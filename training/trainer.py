@@ -55,7 +55,9 @@ def load_base(path: Path, bf16: bool) -> tuple[Any, Any]:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.bfloat16 if bf16 else torch.float32, use_safetensors=True
+        )
     except (OSError, ValueError) as exc:
         raise BaseModelError(
             f"cannot load the base model at {path}: {exc}",

@@ -23,6 +23,8 @@ def metrics(**changes: Any) -> dict[str, Any]:
             "auc": est(0.7, 0.6, 0.8),
             "margin": est(0.3, 0.1, 0.5),
             "chosen_logp_change": est(0.1, 0.0, 0.2),
+            "length_matched": {"pairs": 900, "bins": 4, "auc": est(0.68, 0.58, 0.78)},
+            "approved_mass": {"prompts": 40, "change_per_token": est(0.05, 0.01, 0.09)},
             "rows": 100,
             "thumbs_up": 40,
             "thumbs_down": 60,
@@ -33,8 +35,11 @@ def metrics(**changes: Any) -> dict[str, Any]:
             "mean_length_candidate": 10.0,
             "mean_length_champion": 10.0,
             "kl_per_token": est(0.1, 0.05, 0.15),
-            "win_rate": est(0.6, 0.52, 0.7),
-            "lc_win_rate": est(0.55, 0.45, 0.65),
+            "win_rate": est(0.55, 0.47, 0.63),
+            "lc_win_rate": est(0.55, 0.47, 0.63),
+            "length_preference": {"controlled": False, "judge_prefers": "shorter", "users_prefer": "shorter"},
+            "unsupported": {"candidate": 0.06, "champion": 0.05, "increase": est(0.01, -0.03, 0.05)},
+            "degenerate": {"candidate": 0.01, "champion": 0.01, "increase": est(0.0, -0.02, 0.02)},
             "refusal_rate_candidate": 0.0,
             "refusal_rate_champion": 0.0,
         },
@@ -55,17 +60,24 @@ def test_a_clear_improvement_with_every_guard_passing_is_promoted() -> None:
     assert [c.name for c in d.checks] == [
         "min_evidence",
         "primary:auc",
-        "chosen_logp_drop",
+        "length_control",
         "length_ratio",
+        "approved_mass",
         "kl_drift",
+        "support",
+        "degenerate",
         "refusal",
         "slices",
     ]
+    assert all(c.outcome == "pass" for c in d.checks)
+    # The deciding check comes first: on promotion, the primary metric.
+    assert d.deciding is not None and d.deciding.name == "primary:auc"
+    assert d.reasons[0].startswith("primary:auc: auc 0.700, 95% CI [0.600, 0.800] excludes no improvement")
     assert (
-        d.reasons[0] == "min_evidence: 40 thumbs-up / 60 thumbs-down held-out rows in 50 session_id clusters"
+        d.reasons[1] == "min_evidence: 40 thumbs-up / 60 thumbs-down held-out rows in 50 session_id clusters"
     )
-    assert d.reasons[1].startswith("primary:auc: auc 0.700, 95% CI [0.600, 0.800] excludes no improvement")
     assert "PROMOTE v2 over champion v1" in d.summary()
+    assert d.to_dict()["deciding_check"] == "primary:auc"
 
 
 @pytest.mark.parametrize(
@@ -73,10 +85,24 @@ def test_a_clear_improvement_with_every_guard_passing_is_promoted() -> None:
     [
         ({"agreement__auc": est(0.55, 0.48, 0.62)}, "primary:auc", "does not exclude no improvement (0.5)"),
         ({"agreement__auc": est(0.3, 0.2, 0.4)}, "primary:auc", "worse than the champion"),
-        ({"agreement__chosen_logp_change": est(-0.9, -1, -0.8)}, "chosen_logp_drop", "below -0.5"),
-        ({"replay__length_ratio": 1.9}, "length_ratio", "outside [0.25, 1.5]"),
-        ({"replay__length_ratio": 0.2}, "length_ratio", "outside"),
-        ({"replay__kl_per_token": est(0.9, 0.8, 1.0)}, "kl_drift", "above 0.5"),
+        (
+            {"agreement__approved_mass": {"prompts": 40, "change_per_token": est(-0.5, -0.7, -0.3)}},
+            "approved_mass",
+            "probability leaves the completions users approved",
+        ),
+        ({"replay__length_ratio": 4.2}, "length_ratio", "outside the runaway bound [0.10, 4.00]"),
+        ({"replay__length_ratio": 0.05}, "length_ratio", "outside"),
+        ({"replay__kl_per_token": est(1.4, 1.2, 1.6)}, "kl_drift", "above 1.0"),
+        (
+            {"replay__unsupported": {"candidate": 0.9, "champion": 0.05, "increase": est(0.85, 0.8, 0.9)}},
+            "support",
+            "90% of the candidate's answers are ones the champion would not write",
+        ),
+        (
+            {"replay__degenerate": {"candidate": 0.6, "champion": 0.02, "increase": est(0.58, 0.5, 0.66)}},
+            "degenerate",
+            "empty, unfinished or repetitive answers 60%",
+        ),
         ({"replay__refusal_rate_candidate": 0.2}, "refusal", "refusal rate 0.200"),
     ],
 )
@@ -84,7 +110,8 @@ def test_each_failure_rejects_with_its_reason_first(change: dict[str, Any], fail
     d = decide(metrics(**change), EvalsConfig(), "v2", "v1", "snap")
     assert not d.promote
     assert [c.name for c in d.checks if not c.passed] == [failing]
-    assert d.reasons[0].startswith(f"{failing}: ") and text in d.reasons[0]
+    assert d.reasons[0].startswith(f"{failing} [VETO]: ") and text in d.reasons[0]
+    assert d.deciding is not None and d.deciding.name == failing
     assert len(d.reasons) == len(d.checks)  # passing checks are listed too, after the failures
 
 
@@ -106,7 +133,7 @@ def test_a_small_eval_slice_is_rejected_however_perfect_its_interval(
     d = decide(m, EvalsConfig(), "v2", "v1", "snap")
     assert not d.promote
     assert [c.name for c in d.checks if not c.passed] == ["min_evidence"]
-    assert d.reasons[0].startswith("min_evidence: ") and text in d.reasons[0]
+    assert d.reasons[0].startswith("min_evidence [VETO]: ") and text in d.reasons[0]
     assert "collect more feedback or raise curation.eval_fraction" in d.reasons[0]
     assert "need 20 of each" in d.reasons[0] or "need 30" in d.reasons[0]
 
@@ -118,7 +145,7 @@ def test_evidence_thresholds_are_the_configs_and_win_rates_count_replay_pairs() 
     stricter = decide(exact, EvalsConfig(min_eval_rows_per_class=21), "v2", "v1", "snap")
     assert not stricter.promote and "need 21 of each" in stricter.reasons[0]
     few_pairs = metrics()
-    few_pairs["replay"]["win_rate"] = {**est(0.9, 0.8, 1.0), "n": 12}
+    few_pairs["replay"]["win_rate"] = few_pairs["replay"]["lc_win_rate"] = {**est(0.9, 0.8, 1.0), "n": 12}
     wr = decide(few_pairs, EvalsConfig(primary_metric="win_rate", judge="none"), "a", "b", "s")
     assert not wr.promote and [c.name for c in wr.checks if not c.passed] == ["min_evidence"]
     assert "only 12 judged replay pairs; need 30" in wr.reasons[0]
@@ -132,8 +159,13 @@ def test_a_regressing_slice_rejects_and_small_slices_are_not_judged() -> None:
     m["slices"][0]["auc"] = est(0.3, 0.2, 0.4)
     d = decide(m, EvalsConfig(), "v2", "v1", "snap")
     assert not d.promote
-    assert d.reasons[0] == "slices: slice regression: workload=a (AUC 0.300)"
+    assert (
+        d.reasons[0] == "slices [VETO]: slice regression: workload=a (AUC 0.300, CI [0.200, 0.400], 50 rows)"
+    )
     assert "workload=b" not in d.reasons[0]
+    # Below the floor but not significantly below 0.5: the noise of a slice, not a regression.
+    m["slices"][0]["auc"] = est(0.3, 0.1, 0.55)
+    assert decide(m, EvalsConfig(), "v2", "v1", "snap").promote
 
 
 def replay_slice(value: str, prompts: int, win_rate: dict[str, float]) -> dict[str, Any]:
@@ -151,12 +183,12 @@ def test_a_replay_slice_that_loses_rejects_and_small_replay_slices_are_not_judge
     m["replay_slices"] = [replay_slice("a", 30, est(0.6, 0.5, 0.7)), replay_slice("b", 5, est(0.0, 0.0, 0.0))]
     d = decide(m, EvalsConfig(), "v2", "v1", "snap")
     assert d.promote  # b lost every pair, but 5 prompts are not evidence
-    assert "replay_slices: 1 replay slice(s), every win rate >= 0.400" in d.reasons
+    assert "replay_slices: 1 replay slice(s), none significantly below 0.400" in d.reasons
     m["replay_slices"][0]["win_rate"] = est(0.3, 0.15, 0.45)
     d = decide(m, EvalsConfig(), "v2", "v1", "snap")
     assert not d.promote
     assert d.reasons[0] == (
-        "replay_slices: replay slice regression: workload=a (win rate 0.300, CI [0.150, 0.450], 30 prompts)"
+        "replay_slices [VETO]: replay slice regression: workload=a (win rate 0.300, CI [0.150, 0.450], 30 prompts)"
     )
     # the threshold is the config's
     assert decide(m, EvalsConfig(max_slice_win_drop=0.25), "v2", "v1", "snap").promote
@@ -200,8 +232,13 @@ def test_format_guard_and_other_primary_metrics() -> None:
     m["replay"].update(format_rate_candidate=0.5, format_rate_champion=0.9)
     d = decide(m, EvalsConfig(format_regex=r"^\d"), "v2", "v1", "s")
     assert [c.name for c in d.checks if not c.passed] == ["format"]
-    assert decide(metrics(), EvalsConfig(primary_metric="win_rate", judge="none"), "a", "b", "s").promote
-    lc = decide(metrics(), EvalsConfig(primary_metric="lc_win_rate"), "a", "b", "s")
+    won = metrics()
+    won["replay"]["win_rate"] = won["replay"]["lc_win_rate"] = est(0.6, 0.52, 0.7)
+    assert decide(won, EvalsConfig(primary_metric="win_rate", judge="none"), "a", "b", "s").promote
+    m = metrics()
+    m["replay"]["lc_win_rate"] = est(0.55, 0.45, 0.65)
+    m["replay"]["win_rate"] = est(0.55, 0.45, 0.65)
+    lc = decide(m, EvalsConfig(primary_metric="lc_win_rate"), "a", "b", "s")
     assert not lc.promote and "lc_win_rate 0.550" in lc.reasons[0]
     no_replay = {k: v for k, v in metrics().items() if k != "replay"}
     missing = decide(no_replay, EvalsConfig(primary_metric="win_rate"), "a", "b", "s")
@@ -212,7 +249,7 @@ def test_bad_gate_settings_are_reported_together(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(
         '[evals]\nprimary_metric = "vibes"\njudge = "endpoint"\nci_level = 1.5\n'
-        'min_length_ratio = 2.0\nformat_regex = "("\nmin_eval_rows_per_class = 0\n'
+        'min_length_ratio = 5.0\nformat_regex = "("\nmin_eval_rows_per_class = 0\n'
         "min_slice_prompts = 0\nmax_slice_win_drop = 0.9\n"
     )
     with pytest.raises(ConfigError) as info:
@@ -233,3 +270,72 @@ def test_bad_gate_settings_are_reported_together(tmp_path: Path) -> None:
         cfgmod.load(None, env={}, overrides={"evals.primary_metric": "win_rate"})
     with pytest.raises(ConfigError, match='must be "module:function"'):
         cfgmod.load(None, env={}, overrides={"evals.judge": "rubric"})
+
+
+def test_a_judged_win_turns_drift_checks_into_warnings_but_not_degeneration() -> None:
+    m = metrics()
+    m["replay"]["win_rate"] = m["replay"]["lc_win_rate"] = est(0.6, 0.52, 0.7)
+    m["agreement"]["approved_mass"]["change_per_token"] = est(-0.5, -0.7, -0.3)
+    m["replay"]["kl_per_token"] = est(1.4, 1.2, 1.6)
+    m["replay"]["unsupported"]["increase"] = est(0.5, 0.4, 0.6)
+    without = decide(m, EvalsConfig(), "v2", "v1", "s")  # primary auc, but the judge also won
+    assert without.promote
+    assert {c.name for c in without.checks if c.outcome == "warning"} == {
+        "approved_mass",
+        "kl_drift",
+        "support",
+    }
+    assert any(r.startswith("kl_drift [WARNING]: ") and "the judge preferred" in r for r in without.reasons)
+    # Without a significant judged win the same figures veto.
+    m["replay"]["lc_win_rate"] = est(0.52, 0.45, 0.6)
+    m["replay"]["win_rate"] = est(0.52, 0.45, 0.6)
+    vetoed = decide(m, EvalsConfig(), "v2", "v1", "s")
+    assert not vetoed.promote
+    assert {c.name for c in vetoed.checks if c.outcome == "veto"} == {"approved_mass", "kl_drift", "support"}
+    # Degenerate answers veto whatever the judge said.
+    m = metrics()
+    m["replay"]["degenerate"]["increase"] = est(0.5, 0.4, 0.6)
+    assert [c.name for c in decide(m, EvalsConfig(), "v2", "v1", "s").checks if c.outcome == "veto"] == [
+        "degenerate"
+    ]
+
+
+def test_a_win_by_length_alone_is_vetoed_by_length_control_and_decides() -> None:
+    m = metrics()
+    m["replay"]["win_rate"] = est(0.7, 0.62, 0.78)
+    m["replay"]["lc_win_rate"] = est(0.5, 0.4, 0.6)
+    m["replay"]["length_preference"] = {
+        "controlled": True,
+        "judge_prefers": "longer",
+        "users_prefer": "shorter",
+    }
+    d = decide(m, EvalsConfig(judge="rubric", rubric="m:f"), "v2", "v1", "s")  # primary: lc_win_rate
+    assert not d.promote
+    assert {c.name for c in d.checks if c.outcome == "veto"} == {"primary:lc_win_rate", "length_control"}
+    assert d.deciding is not None and d.deciding.name == "length_control"
+    assert d.reasons[0].startswith("length_control [VETO]: the win does not survive length control")
+    assert "the judge prefers longer answers, users' thumbs shorter" in d.reasons[0]
+
+
+def test_length_control_without_a_judge_warns_and_says_when_it_cannot_test() -> None:
+    m = {k: v for k, v in metrics().items() if k != "replay"}
+    m["agreement"]["length_matched"] = {"pairs": 900, "bins": 4, "auc": est(0.5, 0.4, 0.6)}
+    d = decide(m, EvalsConfig(), "v2", "v1", "s")
+    check = next(c for c in d.checks if c.name == "length_control")
+    assert d.promote and check.outcome == "warning"
+    assert "does not survive among completions of like length" in check.reason
+    m["agreement"]["length_matched"] = {"pairs": 12, "bins": 2}
+    check = next(c for c in decide(m, EvalsConfig(), "v2", "v1", "s").checks if c.name == "length_control")
+    assert check.passed and "not testable: only 12" in check.reason
+
+
+def test_auto_primary_is_the_length_controlled_win_rate_with_a_judge() -> None:
+    assert EvalsConfig().primary() == "auc"
+    assert EvalsConfig(judge="rubric", rubric="m:f").primary() == "lc_win_rate"
+    assert EvalsConfig(judge="rubric", rubric="m:f", replay_prompts=0).primary() == "auc"
+    assert EvalsConfig(judge="rubric", rubric="m:f", primary_metric="auc").primary() == "auc"
+    assert EvalsConfig(temperature=0).replay_draws() == 1 and EvalsConfig().replay_draws() == 8
+    m = metrics()
+    m["replay"]["win_rate"] = m["replay"]["lc_win_rate"] = est(0.6, 0.52, 0.7)
+    d = decide(m, EvalsConfig(judge="rubric", rubric="m:f"), "v2", "v1", "s")
+    assert d.promote and d.deciding is not None and d.deciding.name == "primary:lc_win_rate"

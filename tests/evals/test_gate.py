@@ -85,30 +85,57 @@ def test_candidate_trained_on_user_feedback_is_promoted(gate: dict[str, Any], ca
     # every replayed prompt has a workload tag: the replay slices share out all of them
     slices = report["metrics"]["replay_slices"]
     assert sum(s["prompts"] for s in slices) == replay["prompts"] == GATE["evals.replay_prompts"]
-    assert sum(s["wins"] + s["ties"] + s["losses"] for s in slices) == replay["prompts"]
+    assert sum(s["wins"] + s["ties"] + s["losses"] for s in slices) == replay["pairs"]
+    # Every prompt is answered 8 times by each model; the rubric compares every pair of answers.
+    assert replay["samples_per_prompt"] == 8 and replay["pairs"] == 24 * 64
+    assert replay["prompts_available"] == len(
+        {*pq.read_table(gate["snapshot"] / "eval.parquet")["prompt"].to_pylist()}
+    )
+    assert report["deciding_check"] == "primary:lc_win_rate" and report["reasons"][0].startswith(
+        "primary:lc_win_rate"
+    )
     assert (folder / "config.toml").is_file()
 
 
 def test_candidate_trained_on_flipped_labels_is_rejected(gate: dict[str, Any]) -> None:
     d = run(gate["config"], candidate="flipped", snapshot=gate["snapshot"])
     assert not d.promote
-    assert d.reasons[0].startswith("primary:auc") and "worse than the champion" in d.reasons[0]
-    assert {"primary:auc", "chosen_logp_drop", "slices"} <= failed(d)
+    assert d.reasons[0].startswith("primary:lc_win_rate [VETO]") and "worse than the champion" in d.reasons[0]
+    assert {"primary:lc_win_rate", "approved_mass", "slices"} <= failed(d)
+    # Without a judge, the agreement with held-out thumbs rejects it as clearly.
+    d = run(gate["config"].replace(**{"evals.judge": "none"}), candidate="flipped", snapshot=gate["snapshot"])
+    assert not d.promote and d.reasons[0].startswith("primary:auc [VETO]") and "worse than" in d.reasons[0]
+    assert {"primary:auc", "approved_mass", "slices"} <= failed(d)
 
 
-def test_candidate_pushed_towards_padding_is_rejected_for_length(gate: dict[str, Any]) -> None:
+def test_candidate_pushed_towards_padding_is_rejected_for_what_users_get(gate: dict[str, Any]) -> None:
+    # Users here approve concise answers: the judge that shares their taste prefers the champion.
     code = cli.main(["eval", "--config", str(gate["toml"]), "--candidate", "padded"])
     assert code == cli.EXIT_REJECTED
     report = json.loads((gate["registry"].root / "evals" / "padded-vs-base" / "eval_report.json").read_text())
-    length = next(c for c in report["checks"] if c["name"] == "length_ratio")
-    assert not length["passed"] and length["value"] > 1.5
-    assert any(r.startswith("length_ratio: answer length ratio") for r in report["reasons"])
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["primary:lc_win_rate"]["outcome"] == "veto" and checks["approved_mass"]["outcome"] == "veto"
+    # Longer, but within the runaway bound: length alone is not what rejects it.
+    assert checks["length_ratio"]["passed"] and checks["length_ratio"]["value"] > 1.5
 
 
-def test_random_weights_are_rejected_for_drift_and_the_chosen_probability_drop(gate: dict[str, Any]) -> None:
-    d = run(gate["config"], candidate="random", snapshot=gate["snapshot"])
+def test_a_candidate_that_only_got_longer_is_rejected_by_length_control_under_a_length_biased_judge(
+    gate: dict[str, Any],
+) -> None:
+    biased = gate["config"].replace(**{"evals.rubric": "tests.evals.worlds:length_biased_judge"})
+    d = run(biased, candidate="padded", snapshot=gate["snapshot"])
+    replay = d.metrics["replay"]
+    assert replay["win_rate"]["low"] > 0.5  # the biased judge prefers the longer answers
+    pref = replay["length_preference"]
+    assert (pref["judge_prefers"], pref["users_prefer"], pref["controlled"]) == ("longer", "shorter", True)
+    assert not d.promote and d.deciding is not None and d.deciding.name == "length_control"
+    assert d.reasons[0].startswith("length_control [VETO]: the win does not survive length control")
+
+
+def test_random_weights_are_rejected_for_drift_support_and_the_approved_mass(gate: dict[str, Any]) -> None:
+    d = run(gate["config"].replace(**{"evals.judge": "none"}), candidate="random", snapshot=gate["snapshot"])
     assert not d.promote
-    assert {"kl_drift", "chosen_logp_drop"} <= failed(d)
+    assert {"primary:auc", "kl_drift", "approved_mass", "support"} <= failed(d)
     assert d.metrics["replay"]["kl_per_token"]["value"] > 1.0
 
 

@@ -46,8 +46,8 @@ def test_cluster_bootstrap_is_wider_than_row_bootstrap_for_clustered_data() -> N
     session_value = rng.normal(size=20)
     values = np.repeat(session_value, 25)
     sessions = np.repeat(np.arange(20), 25)
-    _, lo_c, hi_c = stats.bootstrap(stats.weighted_mean(values), sessions, 1000, 0.95, 1)
-    _, lo_r, hi_r = stats.bootstrap(stats.weighted_mean(values), np.arange(500), 1000, 0.95, 1)
+    _, lo_c, hi_c, _ = stats.bootstrap(stats.weighted_mean(values), sessions, 1000, 0.95, 1)
+    _, lo_r, hi_r, _ = stats.bootstrap(stats.weighted_mean(values), np.arange(500), 1000, 0.95, 1)
     assert (hi_c - lo_c) > 3 * (hi_r - lo_r)
     assert lo_c < session_value.mean() < hi_c
 
