@@ -316,6 +316,26 @@ def main() -> None:  # pragma: no cover - the table for the notes: python -m tes
                         f"unsup={rp.get('unsupported', {}).get('candidate', float('nan')):.2f} deg={rp.get('degenerate', {}).get('candidate', float('nan')):.2f}",
                         flush=True,
                     )
+        for judged in (True, False):
+            folder = root / f"{world}-bad-{'judge' if judged else 'nojudge'}"
+            shutil.rmtree(folder, ignore_errors=True)
+            config = base_config.replace(
+                **{
+                    k: str(folder / v)
+                    for k, v in (
+                        ("paths.lake", "lake"),
+                        ("paths.registry", "registry"),
+                        ("paths.runs", "runs"),
+                    )
+                }
+            )
+            kinds = (*BAD_KINDS, "padded") if world == "biased_judge" else BAD_KINDS
+            for kind, r in run_bad_kinds(config, world, judged, base, kinds).items():
+                print(
+                    f"{world}-bad-{'judge' if judged else 'nojudge'} {kind}: approval {r['approval']:.2f} "
+                    f"{'PROMOTE' if r['promote'] else 'REJECT'} deciding={r['deciding']} vetoes={r['vetoes']} warn={r['warnings']}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":  # pragma: no cover
