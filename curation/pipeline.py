@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def _source(
     stream: str,
     first: dt.date,
     last: dt.date,
-    forgotten: list[str],
+    forgotten: Sequence[str] = (),
 ) -> dict[str, int]:
     """View ``<stream>_src`` over the window's files, without the rows of users with a tombstone
     (``forgotten``: SHA-256 digests of their ids, curation.forget), which it counts."""
