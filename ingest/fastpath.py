@@ -16,7 +16,7 @@ sends a batch to the slow path: a record that is empty, oversized, not UTF-8,
 starts with a byte order mark or contains a raw newline; a record with more
 brackets than _MAX_OPENERS (Arrow's reader slows down on deep nesting and
 crashes on very deep nesting); any explicit JSON null; any unknown field; a
-prompt given as messages; an event time in any but the plainest RFC 3339 form
+prompt given as messages; a rating (kind "rating", with a score or a category); an event time in any but the plainest RFC 3339 form
 (`T` or a space, at most 6 fraction digits, `Z` or +HH:MM); any type or value
 the contract rejects.
 """
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ingest.schema import BOM, COLUMNS, END_TIME_US, KINDS, LABELS, MIN_TIME_US
+from ingest.schema import BOM, COLUMNS, END_TIME_US, LABELS, MIN_TIME_US
 from ingest.writer import SCHEMAS, coordinates
 
 _TS_US = pa.timestamp("us", tz="UTC")
@@ -49,8 +49,10 @@ _PLAIN_TIME = (
 # A record with no more "{" and "[" than this nests no deeper, which Arrow's reader handles in
 # milliseconds; arrays nested 5,000 deep take it seconds, and some 300,000 deep crash the process.
 _MAX_OPENERS = 256
+# A rating's columns (schema._rating), null in every row this path takes.
+_RATING = ("score", "scale_min", "scale_max")
 # Every column a string in the event, in schema order: derived, so it cannot drift from the contract.
-_NOT_PLAIN_STRINGS = {"prompt", "prompt_format", "tags", "schema_version", "extra"}
+_NOT_PLAIN_STRINGS = {"prompt", "prompt_format", "tags", "schema_version", "extra", *_RATING}
 _STRING_FIELDS = {
     stream: tuple(c for c in columns if c not in _NOT_PLAIN_STRINGS) for stream, columns in COLUMNS.items()
 }
@@ -60,7 +62,10 @@ _EXPLICIT = {
     stream: pa.schema([(n, pa.string()) for n in names] + [("schema_version", pa.int64())])
     for stream, names in _STRING_FIELDS.items()
 }
-_KNOWN = {stream: set(COLUMNS[stream]) - {"prompt_format", "extra"} for stream in COLUMNS}
+# Event fields this path reads: a rating's `score` and `scale` are not among them (a batch holding
+# one is unknown here, and takes the per-record path), nor the columns they are stored in.
+_KNOWN = {stream: set(COLUMNS[stream]) - {"prompt_format", "extra", *_RATING} for stream in COLUMNS}
+_FAST_KINDS = ("thumb", "edit")
 _READ = pj.ReadOptions(use_threads=True, block_size=1 << 24)
 
 
@@ -210,7 +215,7 @@ def _columns(stream: str, table: pa.Table) -> dict[str, Any]:
         return out
     kind = pc.fill_null(table.column("kind"), "thumb")
     label, edited = table.column("label"), table.column("edited_completion")
-    if not _all(pc.is_in(kind, pa.array(KINDS))):
+    if not _all(pc.is_in(kind, pa.array(_FAST_KINDS))):
         raise _Reject
     if label.null_count < n and not _all(pc.or_(pc.is_null(label), pc.is_in(label, pa.array(LABELS)))):
         raise _Reject
@@ -220,6 +225,8 @@ def _columns(stream: str, table: pa.Table) -> dict[str, Any]:
     if not _all(pc.or_(thumbs, pc.is_valid(edited))):
         raise _Reject
     out["kind"] = kind
+    for name in _RATING:
+        out[name] = pa.nulls(n, pa.float64())
     out["prompt"], out["prompt_format"] = _prompt(table, n, required=False)
     return out
 

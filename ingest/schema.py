@@ -54,6 +54,9 @@ FEEDBACK_COLUMNS = (
     "prompt_format",
     "completion",
     "model_version",
+    "score",
+    "scale_min",
+    "scale_max",
     "schema_version",
     "extra",
 )
@@ -69,8 +72,8 @@ EVENT_TIME_INDEX = {
 # 1999-12-31T23:30:00-01:00 (2000-01-01T00:30:00Z) is in it and 2000-01-01T00:30:00+01:00 is not.
 MIN_YEAR = 2000
 MAX_YEAR = 2100
-KINDS = ("thumb", "edit")
-LABELS = ("up", "down")
+KINDS = ("thumb", "edit", "rating")
+LABELS = ("up", "down")  # of a thumb or an edit; a rating's label is a category (any non-empty string)
 # Limits every record must keep, whichever path decodes it (docs/contracts.md, "Limits").
 MAX_DEPTH = 64  # levels of nesting; the record's own object is level 1
 MAX_INT_DIGITS = 100  # digits of an integer literal (sign not counted)
@@ -362,7 +365,11 @@ def decode_feedback(doc: dict[str, Any]) -> tuple[Any, ...]:
     edited = _text(doc, "edited_completion", False, problems)
     if kind is not None and kind not in KINDS:
         problems.append(("kind", f"{_shown(kind)} is not one of {', '.join(KINDS)}"))
-    if label is not None and label not in LABELS:
+    score, scale_min, scale_max = _rating(doc, kind, label, problems)
+    if kind == "rating":
+        if label == "":
+            problems.append(("label", "is empty (a rating's category is a non-empty string)"))
+    elif label is not None and label not in LABELS:
         problems.append(("label", f"{_shown(label)} is not one of {', '.join(LABELS)}"))
     elif label is None and kind == "thumb":
         problems.append(("label", "missing (required for a thumb: up or down)"))
@@ -389,9 +396,67 @@ def decode_feedback(doc: dict[str, Any]) -> tuple[Any, ...]:
         prompt_format,
         completion,
         model_version,
+        score,
+        scale_min,
+        scale_max,
         schema_version,
         _extra(doc),
     )
+
+
+def _number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _rating(
+    doc: dict[str, Any], kind: str | None, label: str | None, problems: list[tuple[str | None, str]]
+) -> tuple[float | None, float | None, float | None]:
+    """A rating's `score` on its declared `scale` ({"min": a, "max": b}, a < b, a <= score <= b),
+    or its categorical `label`: exactly one of the two. Other kinds carry neither."""
+    score, scale = doc.pop("score", None), doc.pop("scale", None)
+    if kind != "rating":
+        if kind in KINDS:  # a kind outside KINDS is already an error
+            for name, value in (("score", score), ("scale", scale)):
+                if value is not None:
+                    problems.append((name, f'only a rating (kind "rating") carries a {name}, not a {kind}'))
+        return None, None, None
+    if score is None and scale is None:
+        if label is None:
+            problems.append(
+                (
+                    "score",
+                    'missing: a rating has a score and its scale, e.g. "score": 4, '
+                    '"scale": {"min": 1, "max": 5}, or a categorical label',
+                )
+            )
+        return None, None, None
+    if label is not None:
+        problems.append(("label", "a rating has a score or a categorical label, not both"))
+    ok = True
+    if score is None:
+        problems.append(("score", "missing (required with a scale)"))
+        ok = False
+    elif not _number(score):
+        problems.append(("score", f"expected a number, got a JSON {_kind_of(score)}"))
+        ok = False
+    if scale is None:
+        problems.append(("scale", 'missing (required with a score), e.g. {"min": 1, "max": 5}'))
+        return None, None, None
+    if (
+        type(scale) is not dict
+        or set(scale) != {"min", "max"}
+        or not _number(scale["min"])
+        or not _number(scale["max"])
+    ):
+        problems.append(("scale", 'expected {"min": number, "max": number} and nothing else'))
+        return None, None, None
+    low, high = float(scale["min"]), float(scale["max"])
+    if not low < high:
+        problems.append(("scale", f"min ({scale['min']}) must be below max ({scale['max']})"))
+        return None, None, None
+    if ok and not low <= score <= high:
+        problems.append(("score", f"{score} is outside its scale {scale['min']}..{scale['max']}"))
+    return (float(score) if ok else None), low, high
 
 
 DECODERS = {"traces": decode_trace, "feedback": decode_feedback}
@@ -412,7 +477,10 @@ def to_event(stream: str, row: dict[str, Any]) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(row.get("extra") or "{}")
     for name in COLUMNS[stream]:
         value = row.get(name)
-        if name in ("extra", "prompt_format") or value is None:
+        if name in ("extra", "prompt_format", "scale_max") or value is None:
+            continue
+        if name == "scale_min":
+            event["scale"] = {"min": value, "max": row.get("scale_max")}
             continue
         if name == "event_time":
             value = format_time(value) if isinstance(value, int) else value.isoformat().replace("+00:00", "Z")

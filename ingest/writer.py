@@ -35,7 +35,13 @@ COORDINATES = [
     pa.field("_kafka_timestamp", _TS_MS),
     pa.field("_ingested_at", _TS_MS, nullable=False),
 ]
-_TYPES: dict[str, pa.DataType] = {"event_time": _TS_US, "schema_version": pa.int32()}
+_TYPES: dict[str, pa.DataType] = {
+    "event_time": _TS_US,
+    "schema_version": pa.int32(),
+    "score": pa.float64(),
+    "scale_min": pa.float64(),
+    "scale_max": pa.float64(),
+}
 # Columns that are (nearly) unique per event: a dictionary would only cost the writer CPU
 # (hashing every value until the dictionary page overflows), which the consumer thread needs.
 _UNIQUE = frozenset(

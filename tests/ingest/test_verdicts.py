@@ -160,6 +160,19 @@ def _message_lists() -> st.SearchStrategy:
 
 
 @st.composite
+def ratings(draw: Any) -> dict[str, Any]:
+    """A score on its scale: stars, 0-1, or any range, at and between its bounds, ints or floats."""
+    low, high = draw(
+        st.sampled_from([(1, 5), (0, 1), (0.0, 1.0), (-3, 3), (1, 10)])
+        | st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)).filter(lambda b: b[0] < b[1])
+    )
+    score = draw(st.sampled_from([low, high]) | st.floats(low, high) | st.integers(int(low), int(high)))
+    if not low <= score <= high:
+        score = low
+    return {"score": score, "scale": {"min": low, "max": high}}
+
+
+@st.composite
 def plain_docs(draw: Any, stream: str) -> dict[str, Any]:
     """A valid event, as most are: only contract fields, plain values, times in range."""
     optional: dict[str, st.SearchStrategy] = {"user_id": ids}
@@ -176,14 +189,19 @@ def plain_docs(draw: Any, stream: str) -> dict[str, Any]:
         )
     else:
         doc = {"event_id": draw(ids), "trace_id": draw(ids), "event_time": draw(spelled_times(inside=True))}
-        if draw(st.booleans()):
+        action = draw(st.sampled_from(["thumb", "thumb", "edit", "rating", "category"]))
+        if action == "thumb":
             doc["label"] = draw(st.sampled_from(["up", "down"]))
             if draw(st.booleans()):
                 doc["kind"] = "thumb"
-        else:
+        elif action == "edit":
             doc.update(kind="edit", edited_completion=draw(texts))
             if draw(st.booleans()):
                 doc["label"] = draw(st.sampled_from(["up", "down"]))
+        elif action == "rating":
+            doc.update(kind="rating", **draw(ratings()))
+        else:
+            doc.update(kind="rating", label=draw(ids | st.sampled_from(["helpful", "harmful", "up"])))
         optional.update(comment=texts, prompt=texts, completion=texts, model_version=ids)
     doc.update(draw(st.fixed_dictionaries({}, optional=optional)))
     return doc
@@ -201,6 +219,7 @@ MUTATIONS = (
     "twice",
     "truncated",
     "not utf-8",
+    "rating",
 )
 
 
@@ -223,6 +242,22 @@ def wire_records(draw: Any, stream: str) -> bytes:
     elif mutation == "unknown field":
         names = st.sampled_from(["x", "client", "Trace_id", "ü", ""])
         doc.update(draw(st.dictionaries(names, json_values, min_size=1, max_size=2)))
+    elif mutation == "rating":
+        doc["kind"] = draw(st.sampled_from(["rating", "thumb", "edit", None]))
+        doc.update(
+            draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "score": odd_values | st.integers(-10, 10) | st.floats(-10, 10),
+                        "scale": odd_values
+                        | st.fixed_dictionaries({"min": st.integers(-2, 6), "max": st.integers(-2, 6)})
+                        | st.dictionaries(st.sampled_from(["min", "max", "step"]), odd_values, max_size=3),
+                        "label": odd_values | texts,
+                    },
+                )
+            )
+        )
     elif mutation == "schema_version":
         doc["schema_version"] = draw(st.sampled_from([0, -1, 2**31 - 1, 2**31, 1.0, "1"]) | raw)
     value = _serialize(doc, draw(st.booleans()))
@@ -458,3 +493,33 @@ def test_a_record_the_validator_did_not_foresee_is_dead_lettered_not_raised(monk
     assert [d["_offset"] for d in dead] == [1, 2]
     assert "ingest failed decoding this record (KeyError" in dead[0]["reason"]
     assert "ingest failed encoding this record" in dead[1]["reason"]
+
+
+def test_ratings_are_stored_with_their_score_and_scale_and_thumbs_keep_the_bulk_path():
+    """kind "rating" was dead-lettered ("is not one of thumb, edit"); now a score on its scale, or a
+    category, is a row. A batch of thumbs still takes the bulk path; one holding a rating does not."""
+    thumbs = [feedback_event(i) for i in range(3)]
+    stars = feedback_event(7, kind="rating", label=None, score=4, scale={"min": 1, "max": 5})
+    category = feedback_event(8, kind="rating", label="hallucination")
+    assert bulk_table("feedback", TOPIC, 0, _records(thumbs), 1 << 20, NOW_MS) is not None
+    assert bulk_table("feedback", TOPIC, 0, _records([*thumbs, stars]), 1 << 20, NOW_MS) is None
+    batch = PartitionBatch(TOPIC, 0, "feedback", {}, 10_000, 1 << 30, 60.0, 1 << 20)
+    batch.add(_records([*thumbs, stars, category]), 0)
+    table, letters = batch.decode(NOW_MS)
+    assert not letters and table is not None
+    rows = {r["event_id"]: r for r in table.to_pylist()}
+    assert (
+        rows["fb-7"]["kind"],
+        rows["fb-7"]["score"],
+        rows["fb-7"]["scale_min"],
+        rows["fb-7"]["scale_max"],
+    ) == (
+        "rating",
+        4.0,
+        1.0,
+        5.0,
+    )
+    assert (rows["fb-8"]["label"], rows["fb-8"]["score"]) == ("hallucination", None)
+    assert rows["fb-0"]["score"] is None and rows["fb-0"]["kind"] == "thumb"
+    with pytest.raises(InvalidRecord, match=r"score: 6 is outside its scale 1\.\.5"):
+        decode("feedback", feedback_event(9, kind="rating", label=None, score=6, scale={"min": 1, "max": 5}))
