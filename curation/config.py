@@ -62,6 +62,25 @@ class CurationConfig:
         "regions (ISO 3166 codes) whose national phone formats are redacted; numbers written with +"
         " are redacted whatever their country",
     )
+    rating_desirable_at: float = setting(
+        0.75,
+        "a rating whose score is at least this far up its scale (0 = min, 1 = max) is desirable "
+        "(4 of 1-5 stars is 0.75)",
+    )
+    rating_undesirable_at: float = setting(
+        0.25,
+        "a rating whose score is at most this far up its scale is undesirable; ratings in between are "
+        "not trained on (counted as ratings_between)",
+    )
+    desirable_categories: tuple[str, ...] = setting(
+        ("helpful", "correct", "good"),
+        "categorical ratings (kind rating with a label) trained on as desirable",
+    )
+    undesirable_categories: tuple[str, ...] = setting(
+        ("unhelpful", "incorrect", "bad", "harmful", "hallucination"),
+        "categorical ratings trained on as undesirable; a category in neither list is not trained on "
+        "(counted as ratings_unmapped)",
+    )
     max_per_prompt: int = setting(50, "at most this many rows per distinct prompt (0: no cap)")
     max_per_user: int = setting(1000, "at most this many rows per user (0: no cap)")
     balance: str = setting(
@@ -135,6 +154,16 @@ class CurationConfig:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_per_user < 0 or self.grace_hours < 0 or self.threads < 1:
             problems.append("max_per_user and grace_hours must be >= 0 and threads >= 1")
+        if not 0.0 <= self.rating_undesirable_at < self.rating_desirable_at <= 1.0:
+            problems.append(
+                "need 0 <= rating_undesirable_at < rating_desirable_at <= 1, got "
+                f"{self.rating_undesirable_at} and {self.rating_desirable_at}"
+            )
+        both = set(self.desirable_categories) & set(self.undesirable_categories)
+        if both:
+            problems.append(
+                f"categories both desirable and undesirable: {sorted(both)}; keep each in one list"
+            )
         if self.min_prompt_chars > self.max_prompt_chars:
             problems.append("min_prompt_chars must be <= max_prompt_chars")
         if self.min_completion_chars > self.max_completion_chars:

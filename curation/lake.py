@@ -56,6 +56,9 @@ FEEDBACK_SCHEMA = pa.schema(
         pa.field("prompt_format", pa.string()),
         pa.field("completion", pa.string()),
         pa.field("model_version", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("scale_min", pa.float64()),
+        pa.field("scale_max", pa.float64()),
     ]
 )
 

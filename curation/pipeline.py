@@ -31,6 +31,8 @@ from curation.policy import Balance, balance
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"\$([a-z_]+)")
 _NO_LIMIT = 2**62
+# A rating's columns (ingest.schema), absent from feedback files written before ratings existed.
+RATING_COLUMNS = {"feedback": ("score", "scale_min", "scale_max"), "traces": ()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +143,11 @@ def _source(
             gone = f"user_id IS NOT NULL AND sha256(user_id) IN ({digests})"
             keep = f"NOT ({gone})"
             removed = _scalar(con, f"SELECT count(*) FROM {scan} WHERE {gone}")
+        # files written before ratings existed lack their columns: they read as nulls
+        have = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        fill = "".join(f" NULL::DOUBLE AS {c}," for c in RATING_COLUMNS[stream] if c not in have)
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {stream}_src AS SELECT *,"
+            f"CREATE OR REPLACE TEMP VIEW {stream}_src AS SELECT *,{fill}"
             f" (file_index::BIGINT << 40) | file_row_number AS _pos FROM {scan} WHERE {keep}"
         )
     else:
@@ -203,6 +208,10 @@ def run_pipeline(
         "split_by": cfg.split_by,
         "redact": cfg.redact_pii,
         "skew_minutes": cfg.max_future_skew_minutes,
+        "rating_up_at": cfg.rating_desirable_at,
+        "rating_down_at": cfg.rating_undesirable_at,
+        "up_categories": list(cfg.desirable_categories),
+        "down_categories": list(cfg.undesirable_categories),
     }
     c: dict[str, int] = {
         # rows of users who asked to be forgotten (curation.forget), left out of every step
@@ -215,6 +224,10 @@ def run_pipeline(
     c["aged_out_by_date_folders"] = inputs["feedback_older_rows"]
 
     _table(con, "fb_all", "02_feedback", params)
+    # ratings by what curation makes of them: only desirable and undesirable ones are trained on
+    rated = _grouped(con, "fb_all", "rating_class")
+    for cls in ("desirable", "undesirable", "between", "unmapped"):
+        c[f"ratings_{cls}"] = rated.get(cls, 0)
     _table(con, "fb_text", "03_feedback_text", params)
     _table(con, "dropped", "04_latest", params)
     dropped = _grouped(con, "dropped", "reason")
@@ -232,7 +245,7 @@ def run_pipeline(
     _table(con, "joined", "06_joined", params)
     con.execute("DROP TABLE fb_all; DROP TABLE fb_text; DROP TABLE dropped; DROP TABLE tr")
     status = _grouped(con, "joined", "status")
-    for key in ("joined", "self_contained", "pending", "orphaned", "invalid"):
+    for key in ("joined", "self_contained", "pending", "orphaned", "invalid", "untrained_rating"):
         c[key] = status.get(key, 0)
     c["after_join"] = c["joined"] + c["self_contained"]
     c["after_age_version"] = _scalar(

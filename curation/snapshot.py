@@ -30,7 +30,7 @@ from flywheel.fsutil import sha256_file
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
 # The row sources 07_rows.sql makes.
-SOURCES = ("thumb", "edit", "edit_original")
+SOURCES = ("thumb", "edit", "edit_original", "rating")
 # The kinds the fetch redacts, as named in the snapshot's `redacted` column (13_fetch.sql).
 PII_KINDS = pii.KINDS
 # Row order inside a snapshot file is not part of the contract; readers that need a stable order

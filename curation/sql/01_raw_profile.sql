@@ -11,9 +11,10 @@ SELECT
     count(*) AS events,
     count(*) FILTER (WHERE event_id IS NULL OR trace_id IS NULL OR event_time IS NULL) AS required_nulls,
     count(*) FILTER (
-        WHERE coalesce(kind, 'thumb') NOT IN ('thumb', 'edit')
+        WHERE coalesce(kind, 'thumb') NOT IN ('thumb', 'edit', 'rating')
            OR (coalesce(kind, 'thumb') = 'thumb' AND (label IS NULL OR label NOT IN ('up', 'down')))
            OR (kind = 'edit' AND edited_completion IS NULL)
+           OR (kind = 'rating' AND score IS NULL AND label IS NULL)
     ) AS bad_labels,
     count(*) FILTER (
         WHERE event_time > _ingested_at + to_microseconds(CAST($skew_minutes * 60000000 AS BIGINT))

@@ -8,6 +8,24 @@ known_then AS (
     SELECT *, coalesce(kind, 'thumb') AS k, coalesce(user_id, 'anonymous:' || event_id) AS user_key
     FROM feedback_src
     WHERE event_time <= $as_of AND _ingested_at <= $as_of
+),
+rated AS (
+    -- a rating by its place on its scale (0 = min, 1 = max) against the thresholds, or by its
+    -- category in the configured lists; null for other kinds
+    SELECT
+        *,
+        CASE
+            WHEN k <> 'rating' THEN NULL
+            WHEN score IS NOT NULL AND scale_max > scale_min THEN CASE
+                WHEN (score - scale_min) / (scale_max - scale_min) >= $rating_up_at THEN 'desirable'
+                WHEN (score - scale_min) / (scale_max - scale_min) <= $rating_down_at THEN 'undesirable'
+                ELSE 'between'
+            END
+            WHEN list_contains($up_categories, label) THEN 'desirable'
+            WHEN list_contains($down_categories, label) THEN 'undesirable'
+            ELSE 'unmapped'
+        END AS rating_class
+    FROM known_then
 )
 SELECT
     hash(event_id) AS e_key,
@@ -18,8 +36,14 @@ SELECT
     -- the user, for the cap per user (two users share a cap only if their 64-bit hashes collide)
     hash(user_key) AS uk,
     k = 'edit' AS is_edit,
-    label = 'up' AS up,
-    CASE WHEN k = 'thumb' THEN coalesce(label IN ('up', 'down'), false) ELSE k = 'edit' END AS valid,
+    k = 'rating' AS is_rating,
+    CASE WHEN k = 'rating' THEN rating_class = 'desirable' ELSE label = 'up' END AS up,
+    CASE
+        WHEN k = 'thumb' THEN coalesce(label IN ('up', 'down'), false)
+        WHEN k = 'rating' THEN rating_class IN ('desirable', 'undesirable')
+        ELSE k = 'edit'
+    END AS valid,
+    rating_class,
     prompt IS NOT NULL AND completion IS NOT NULL AND model_version IS NOT NULL AS self_contained,
     coalesce($keep_all_versions OR list_contains($versions, model_version), false) AS fb_on_policy,
     event_time >= $cutoff AS recent,
@@ -27,4 +51,4 @@ SELECT
     -- what the snapshot row takes from this action (14_content_hash.sql)
     hash(event_id, trace_id, user_id, event_time, prompt_format, model_version) AS fb_row,
     _pos AS fb_pos
-FROM known_then
+FROM rated

@@ -20,6 +20,7 @@ matched AS (
 )
 SELECT
     CASE
+        WHEN NOT valid AND is_rating THEN 'untrained_rating'
         WHEN NOT valid THEN 'invalid'
         WHEN has_trace THEN 'joined'
         WHEN self_contained THEN 'self_contained'
@@ -27,7 +28,7 @@ SELECT
         ELSE 'orphaned'
     END AS status,
     CASE WHEN has_trace THEN t_on_policy ELSE fb_on_policy END AS on_policy,
-    is_edit, up, has_trace AS from_trace, uk,
+    is_edit, is_rating, up, has_trace AS from_trace, uk,
     CASE WHEN has_trace THEN split_key ELSE sc_split_key END AS split_key,
     CASE WHEN has_trace THEN ph ELSE sc_ph END AS ph,
     CASE WHEN has_trace THEN ch ELSE sc_ch END AS ch,

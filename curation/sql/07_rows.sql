@@ -6,7 +6,8 @@ usable AS (
     SELECT * EXCLUDE (status, on_policy) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy
 ),
 expanded AS (
-    SELECT * EXCLUDE (eh, e_empty, e_long, up), 'thumb' AS source, up AS label
+    SELECT * EXCLUDE (eh, e_empty, e_long, up), CASE WHEN is_rating THEN 'rating' ELSE 'thumb' END AS source,
+        up AS label
     FROM usable WHERE NOT is_edit
     UNION ALL BY NAME
     SELECT * EXCLUDE (ch, c_empty, c_long, up) RENAME (eh AS ch, e_empty AS c_empty, e_long AS c_long),
@@ -17,7 +18,7 @@ expanded AS (
     FROM usable WHERE is_edit
 )
 SELECT
-    * EXCLUDE (is_edit, e_key),
+    * EXCLUDE (is_edit, is_rating, e_key),
     -- a stable pseudo-random rank (the same for a given DuckDB version; md5 was 15x slower) for
     -- caps and downsampling: a seeded hash of the event (e_key is its event_id's hash) and source
     hash($seed, e_key, source) AS rk
