@@ -93,6 +93,12 @@ def _metrics(con: Any, cfg: Any, result: Result) -> dict[str, float]:
     }
 
 
+def _at(ts: str) -> dt.datetime:
+    """A registry history time (RFC 3339, UTC) as an aware datetime."""
+    parsed = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
 def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
     """Build (or find) the snapshot for ``as_of``; returns its folder. Prints nothing."""
     cfg = config.curation
@@ -106,9 +112,10 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
     from curation import quality
 
     quality.preload()
-    versions, version_note = on_policy_versions(
-        Registry(config.paths.registry).history(), cfg.keep_last_champions
-    )
+    # The champions of the snapshot's own time: a backfill (--as-of) ages out by the history as it
+    # was then, not by promotions made since.
+    history = [e for e in Registry(config.paths.registry).history() if _at(e.ts) <= window.as_of]
+    versions, version_note = on_policy_versions(history, cfg.keep_last_champions)
     root = curated_root(lake)
     root.mkdir(parents=True, exist_ok=True)
     spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=root))

@@ -95,7 +95,16 @@ def _forget(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
+def _snapshot_given(snapshot: str | None) -> None:
+    """A wrong --snapshot fails at once, before torch is imported (seconds)."""
+    if snapshot is not None:
+        from training.resolve import snapshot_path
+
+        snapshot_path(None, snapshot)
+
+
 def _train(args: argparse.Namespace, config: Any) -> int:
+    _snapshot_given(args.snapshot)
     from training.run import run
 
     version = run(config, snapshot=args.snapshot, base_model=args.base_model)
@@ -104,6 +113,7 @@ def _train(args: argparse.Namespace, config: Any) -> int:
 
 
 def _eval(args: argparse.Namespace, config: Any) -> int:
+    _snapshot_given(args.snapshot)
     from evals.run import run
 
     decision = run(config, candidate=args.candidate, snapshot=args.snapshot)
@@ -151,6 +161,14 @@ def _nightly(args: argparse.Namespace, config: Any) -> int:
 
 
 def _schedule(args: argparse.Namespace, config: Any) -> int:
+    if args.next is not None:
+        from flywheel.cronspec import next_fires
+
+        if args.next < 1:
+            raise FlywheelError(f"--next {args.next}: give a count of 1 or more", hint="e.g. --next 5")
+        for fire in next_fires(config.scheduler.cron, config.scheduler.timezone, args.next):
+            print(f"{fire.isoformat()} {fire:%a}")
+        return EXIT_OK
     from flywheel.scheduler import run
 
     run(config)
@@ -161,6 +179,23 @@ def _demo(args: argparse.Namespace, config: Any) -> int:
     from flywheel.demo import run
 
     return run(config)
+
+
+def _collect(args: argparse.Namespace, config: Any) -> int:
+    from collect.app import Settings
+    from collect.serve import load_keys, serve
+
+    settings = Settings(
+        api_keys=load_keys(args.api_keys_file),
+        allowed_origins=tuple(o.strip() for o in (args.allow_origin or []) if o.strip()),
+        max_body_bytes=args.max_body_bytes,
+        max_events=args.max_events,
+        rate_per_s=args.rate,
+        burst=args.burst,
+        max_record_bytes=config.ingest.max_record_bytes,
+    )
+    serve(config, args.host, args.port, settings)
+    return EXIT_OK
 
 
 def _tiny_world(args: argparse.Namespace, config: Any) -> int:
@@ -267,7 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd("status", _status, "show the champion, the candidates and the last decisions")
     cmd("nightly", _nightly, "one whole round: curate, train, gate, promote")
-    cmd("schedule", _schedule, "the always-on scheduler that runs `nightly` on its cron")
+    p = cmd("schedule", _schedule, "the always-on scheduler that runs `nightly` on its cron")
+    p.add_argument(
+        "--next",
+        type=int,
+        default=None,
+        metavar="N",
+        help="print the next N fire times of scheduler.cron in scheduler.timezone and exit",
+    )
     cmd("demo", _demo, "the whole loop on embedded defaults, on this machine")
 
     p = cmd(
@@ -276,6 +318,30 @@ def build_parser() -> argparse.ArgumentParser:
         "build (or reuse) the tiny local tokenizer and model for tests and the demo",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+
+    p = cmd(
+        "collect",
+        _collect,
+        "HTTP collector: JSON traces and feedback from any app or browser, validated, produced with acks=all",
+    )
+    p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="S", help="host:port,...")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--api-keys-file",
+        metavar="FILE",
+        help="name=sha256:<hex> (or name=key) per line; also COLLECT_API_KEYS",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="browser origin allowed by CORS (repeatable)",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="N", help="request size limit")
+    p.add_argument("--max-events", type=int, default=500, metavar="N", help="events per request at most")
+    p.add_argument("--rate", type=float, default=200.0, metavar="R", help="events per second per API key")
+    p.add_argument("--burst", type=float, default=1000.0, metavar="N", help="events a key may send at once")
     return parser
 
 

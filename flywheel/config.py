@@ -12,7 +12,9 @@ table per section::
 
 The environment overrides the file with ``FLYWHEEL_<SECTION>__<KEY>``
 (``FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=...``), and command-line flags override
-both. Unknown sections or keys anywhere are errors, and every problem is
+both. Other ``FLYWHEEL_*`` names (no double underscore: Kubernetes service links)
+are warned about and ignored. A relative path in a file (:data:`PATH_KEYS`) is
+relative to the file's folder. Unknown sections or keys anywhere are errors, and every problem is
 reported at once (:class:`~flywheel.errors.ConfigError`). The resolved
 configuration is written next to every output (:func:`write_resolved`) in the
 same TOML form, so it can be fed back with ``--config``.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import tomllib
 import types
@@ -35,6 +38,25 @@ from flywheel.errors import ConfigError
 ENV_PREFIX = "FLYWHEEL_"
 # Environment variables with this prefix that are not section overrides.
 ENV_RESERVED = frozenset({"FLYWHEEL_CONFIG", "FLYWHEEL_LOG_LEVEL", "FLYWHEEL_LOG_FORMAT"})
+
+# Keys holding a file or folder: a relative value in a config file is relative to that file's
+# folder (not to the working directory), and the resolved configuration is written with
+# absolute paths, so it means the same wherever it is read from.
+PATH_KEYS = frozenset(
+    {
+        ("paths", "lake"),
+        ("paths", "registry"),
+        ("paths", "runs"),
+        ("paths", "cache"),
+        ("kafka", "ssl_cafile"),
+        ("kafka", "ssl_certfile"),
+        ("kafka", "ssl_keyfile"),
+        ("training", "work_dir"),
+        ("demo", "out"),
+    }
+)
+
+log = logging.getLogger("flywheel.config")
 
 T = TypeVar("T")
 
@@ -227,6 +249,8 @@ def load(
                 problems.append(f"{file}: top-level key {section!r} must be a [table]")
                 continue
             for key, value in table.items():
+                if (section, key) in PATH_KEYS and isinstance(value, str) and value:
+                    value = str(file.resolve().parent / Path(value).expanduser())
                 put(section, key, value, False, str(file))
 
     environ = os.environ if env is None else env
@@ -235,9 +259,13 @@ def load(
             continue
         rest = name[len(ENV_PREFIX) :]
         if "__" not in rest:
-            problems.append(
-                f"environment: {name} is not FLYWHEEL_<SECTION>__<KEY> "
-                f"(e.g. FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS)"
+            # Not ours: Kubernetes injects FLYWHEEL_SCHEDULER_PORT, ..._SERVICE_HOST for a
+            # Service named flywheel-scheduler. A setting always has the double underscore.
+            log.warning(
+                "environment: ignoring %s: a setting is FLYWHEEL_<SECTION>__<KEY> (two underscores, "
+                "e.g. FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS); Kubernetes injects such names for a Service "
+                "unless the pod sets enableServiceLinks: false",
+                name,
             )
             continue
         section, key = rest.split("__", 1)
@@ -304,6 +332,8 @@ def to_toml(config: Config, only: tuple[str, ...] | None = None) -> str:
         for key, value in dataclasses.asdict(section).items():
             if value is None:
                 continue
+            if (name, key) in PATH_KEYS and isinstance(value, str) and value:
+                value = os.path.abspath(os.path.expanduser(value))
             out.append(f"{key} = {_toml_value(value)}")
         out.append("")
     return "\n".join(out)

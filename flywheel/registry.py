@@ -583,7 +583,8 @@ class Registry:
             champion, shown = None, f"(damaged pointer: {exc.message})"
         history = self.history()  # read once: a torn last line is warned about once
         decided = self.last_decisions(history)
-        lines = [f"registry: {self.root}", f"champion: {shown}"]
+        where = str(self.root) if self.root.is_dir() else f"{self.root} (no such folder: nothing registered)"
+        lines = [f"registry: {where}", f"champion: {shown}"]
         versions = self.versions()
         others = [v for v in versions if v != champion]
         lines.append("candidates:" if others else "candidates: (none)")

@@ -133,9 +133,18 @@ class IngestService:
     def connect(self) -> KafkaConsumer:
         c = self.cfg
         kwargs = self._consumer_kwargs()
+        deadline = time.monotonic() + c.give_up_after_s
+
+        def attempt() -> KafkaConsumer:
+            # kafka-python waits bootstrap_timeout_ms (30 s) per attempt: bound each attempt by
+            # what is left of give_up_after_s, so giving up takes that long and no longer.
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            limit = min(int(kwargs.get("bootstrap_timeout_ms", 30_000)), max(left_ms, 100))
+            return KafkaConsumer(**{**kwargs, "bootstrap_timeout_ms": limit})
+
         consumer: KafkaConsumer = with_backoff(
             f"connecting to Kafka at {self.config.kafka.bootstrap_servers}",
-            lambda: KafkaConsumer(**kwargs),
+            attempt,
             (KafkaError, OSError),
             c.retry_backoff_s,
             c.retry_max_backoff_s,

@@ -114,3 +114,17 @@ def test_dockerfile_runs_the_flywheel_command() -> None:
     assert 'ENTRYPOINT ["flywheel"]' in text and "HF_HUB_OFFLINE=1" in text
     for package in ("flywheel", "ingest", "curation", "training", "evals"):
         assert f"COPY {package} ./{package}" in text
+
+
+def _flywheel_pods() -> list[dict[str, Any]]:
+    """The pod specs running the flywheel image (not Kafka's topic job)."""
+    pods = [d["spec"]["template"]["spec"] for d in _k8s("Deployment")]
+    pods += [c["spec"]["jobTemplate"]["spec"]["template"]["spec"] for c in _k8s("CronJob")]
+    return [p for p in pods if "flywheel" in p["containers"][0]["image"]]
+
+
+def test_k8s_pods_get_no_service_link_variables() -> None:
+    # A Service named flywheel-scheduler would inject FLYWHEEL_SCHEDULER_PORT & co. into every pod.
+    pods = _flywheel_pods()
+    assert len(pods) == 3
+    assert all(p.get("enableServiceLinks") is False for p in pods)
