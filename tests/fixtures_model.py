@@ -15,8 +15,12 @@ Helpers (plain functions, import them from ``tests.fixtures_model``):
   docs/contracts.md) whose completions are drawn from the base model's style mix and labelled by
   the rubric (``prefer=None``) or by "is this style ``prefer``" (e.g. ``"verbose"`` to build a
   padding-preferring candidate).
-* ``write_snapshot(folder, train_rows, eval_rows)``: a curated snapshot folder (train.parquet,
-  eval.parquet, manifest.json with ``snapshot_id``, ``class_counts`` and ``kto`` weights).
+* ``pair_rows(world, n, seed=..., split=...)``: ``n`` preference pairs in the columns of
+  ``pairs.parquet`` (docs/contracts.md), as edits make them: the user's concise answer chosen over
+  the model's verbose or wrong one.
+* ``write_snapshot(folder, train_rows, eval_rows, pairs=None, pairs_eval=None)``: a curated
+  snapshot folder (train.parquet, eval.parquet, manifest.json with ``snapshot_id``,
+  ``class_counts`` and ``kto`` weights; with ``pairs``, pairs.parquet and pairs_eval.parquet).
 """
 
 from __future__ import annotations
@@ -98,12 +102,47 @@ def snapshot_rows(
     return rows
 
 
-def write_snapshot(folder: Path, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> Path:
+def pair_rows(world: Any, n: int, seed: int = 0, split: str = "train") -> list[dict[str, Any]]:
+    """``n`` pairs as edits make them: the concise answer chosen over a verbose or wrong one."""
+    rng = random.Random(seed)
+    pairs = []
+    for i, prompt in enumerate(world.sample_prompts(n, split, rng)):
+        answers = world.all_answers(prompt)
+        rejected_style = rng.choice(["verbose", "wrong"])
+        pairs.append(
+            {
+                "pair_id": f"{split}-{seed}-{i:06d}",
+                "source": "edit",
+                "prompt": prompt,
+                "prompt_format": "text",
+                "chosen": rng.choice(answers["concise"]),
+                "rejected": rng.choice(answers[rejected_style]),
+                "chosen_event_id": f"e-{split}-{seed}-{i:06d}",
+                "rejected_event_id": f"e-{split}-{seed}-{i:06d}",
+                "model_version": "tiny-base",
+            }
+        )
+    return pairs
+
+
+def write_snapshot(
+    folder: Path,
+    train_rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]],
+    pairs: list[dict[str, Any]] | None = None,
+    pairs_eval: list[dict[str, Any]] | None = None,
+) -> Path:
     """A curated snapshot folder as curation writes it (the parts training and the gate read)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
+    if pairs is not None:
+        table = pa.Table.from_pylist(pairs)
+        pq.write_table(table, folder / "pairs.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(pairs_eval or [], schema=table.schema), folder / "pairs_eval.parquet"
+        )
     counts = {}
     for name, rows in (("train", train_rows), ("eval", eval_rows)):
         table = pa.Table.from_pylist(rows)

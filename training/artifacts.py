@@ -6,17 +6,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-# The curves worth watching in KTO: the loss, each class's implicit reward and log-prob (a falling
-# chosen log-prob is the known failure to watch), their margin and the KL estimate.
+# The curves worth watching: the loss, each class's implicit reward and log-prob (a falling
+# chosen log-prob is the known failure to watch), their margin, KTO's KL estimate, the paired
+# methods' reward accuracy, and ORPO's two terms (NLL of the chosen answer and the log odds ratio).
 CURVES = (
     "loss",
     "rewards/chosen",
     "rewards/rejected",
     "rewards/margins",
+    "rewards/accuracies",
     "kl",
     "logps/chosen",
     "logps/rejected",
+    "nll_loss",
+    "log_odds_ratio",
 )
+# What each method is, for the model card.
+METHODS = {
+    "kto": "KTO on unpaired user feedback (thumbs)",
+    "dpo": "DPO on preference pairs (edits and opposite thumbs)",
+    "ipo": "IPO (bounded-margin DPO) on preference pairs",
+    "simpo": "SimPO (reference-free, length-normalised margin) on preference pairs",
+    "orpo": "ORPO (odds-ratio preference plus SFT, no reference) on preference pairs",
+}
 
 
 def curves(log_history: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
@@ -56,8 +68,8 @@ def plot(curve_data: dict[str, list[list[float]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = [
-        ("loss", ["loss"]),
-        ("implicit rewards", ["rewards/chosen", "rewards/rejected", "rewards/margins"]),
+        ("loss", ["loss", "nll_loss"]),
+        ("implicit rewards", ["rewards/chosen", "rewards/rejected", "rewards/margins", "log_odds_ratio"]),
         ("KL estimate", ["kl"]),
         ("log-probs", ["logps/chosen", "logps/rejected"]),
     ]
@@ -77,16 +89,30 @@ def plot(curve_data: dict[str, list[list[float]]], path: Path) -> None:
 
 
 def model_card(version: str, meta: dict[str, Any], metrics: dict[str, Any], config_toml: str) -> str:
+    method = str(metrics.get("method", "kto"))
+    choice = metrics.get("method_choice") or {}
+    reference = "and reference" if method in ("kto", "dpo", "ipo") else "no reference: reference-free method"
     lines = [
         f"# {version}",
         "",
-        "A KTO candidate trained by `flywheel train` on unpaired user feedback.",
+        f"A candidate trained by `flywheel train` with {METHODS.get(method, method)}.",
         "",
+        f"- method: {method}"
+        + (f" (chosen by `auto`: {choice['reason']})" if choice.get("configured") == "auto" else ""),
         f"- snapshot: `{meta['snapshot_id']}`",
-        f"- base (and KTO reference): `{meta['base_version']}`",
+        f"- base ({reference}): `{meta['base_version']}`",
         f"- mode: {meta['mode']}",
-        f"- rows: {metrics['rows']['desirable']} desirable, {metrics['rows']['undesirable']} undesirable",
-        f"- class weights: {json.dumps(metrics['class_weights'])}",
+    ]
+    if "rows" in metrics:
+        lines += [
+            f"- rows: {metrics['rows']['desirable']} desirable, {metrics['rows']['undesirable']} undesirable",
+            f"- class weights: {json.dumps(metrics['class_weights'])}",
+        ]
+    if "pairs" in metrics:
+        lines.append(
+            f"- pairs: {metrics['pairs']['trained']} trained, {metrics['pairs']['dropped_too_long']} too long"
+        )
+    lines += [
         "",
         "## Training metrics",
         "",

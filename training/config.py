@@ -1,4 +1,4 @@
-"""Configuration of the KTO training job.
+"""Configuration of the training job: KTO on thumbs, or a paired method (DPO, IPO, SimPO, ORPO) on pairs.
 
 The defaults are tuned so that one nightly round on the tiny world (a few hundred to a couple of
 thousand rows) finishes in about a minute on two CPU cores and moves the style preference
@@ -14,6 +14,11 @@ import dataclasses
 from flywheel.config import setting
 
 MODES = ("lora", "full")
+# kto trains on the unpaired rows of train.parquet; the others on pairs.parquet (curation.pairs).
+PAIRED_METHODS = ("dpo", "ipo", "simpo", "orpo")
+METHODS = ("kto", *PAIRED_METHODS, "auto")
+# Methods whose loss compares the policy to a reference model (KTO too); SimPO and ORPO have none.
+WITH_REFERENCE = ("kto", "dpo", "ipo")
 AUTO_FLAGS = ("auto", "on", "off")
 
 
@@ -21,7 +26,25 @@ AUTO_FLAGS = ("auto", "on", "off")
 class TrainingConfig:
     """How a candidate is trained from a snapshot."""
 
-    beta: float = setting(0.1, "KTO beta: how far the policy may move from the reference")
+    method: str = setting(
+        "kto",
+        "kto (thumbs), dpo, ipo, simpo, orpo (pairs.parquet), or auto (dpo when pairs are plentiful, "
+        "see auto_min_pairs and auto_min_pair_share, else kto)",
+    )
+    beta: float = setting(
+        0.1,
+        "how far the policy may move from the reference (kto, dpo; ipo's tau), simpo's reward scale, "
+        "orpo's odds-ratio weight (lambda)",
+    )
+    rpo_alpha: float = setting(
+        0.0,
+        "dpo/ipo: weight of an SFT term on the chosen answer (RPO), against the chosen-probability drop; 0 off",
+    )
+    simpo_gamma: float = setting(0.5, "simpo: target reward margin")
+    auto_min_pairs: int = setting(64, "auto picks dpo only with at least this many train pairs")
+    auto_min_pair_share: float = setting(
+        0.25, "auto picks dpo only when train pairs are at least this share of the train rows"
+    )
     learning_rate: float = setting(5e-4, "peak AdamW learning rate (tiny-world default; see the module doc)")
     epochs: float = setting(1.0, "passes over the snapshot's train split (ignored when max_steps > 0)")
     max_steps: int = setting(0, "stop after this many optimizer steps (0: use epochs)")
@@ -72,6 +95,16 @@ class TrainingConfig:
                 f"per_device_batch_size is {self.per_device_batch_size}; KTO needs >= 4 rows per batch "
                 "to estimate its KL term from both labels"
             )
+        if self.method not in METHODS:
+            problems.append(f"method is {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.rpo_alpha < 0:
+            problems.append(f"rpo_alpha is {self.rpo_alpha}; it must be >= 0 (0 turns the SFT term off)")
+        if self.rpo_alpha > 0 and self.method not in ("dpo", "ipo", "auto"):
+            problems.append(
+                f"rpo_alpha applies to dpo and ipo only, not to method {self.method!r}; set it to 0"
+            )
+        if self.auto_min_pairs < 1 or not 0 <= self.auto_min_pair_share <= 1:
+            problems.append("auto_min_pairs must be >= 1 and auto_min_pair_share in [0, 1]")
         if self.mode not in MODES:
             problems.append(f"mode is {self.mode!r}; use one of {', '.join(MODES)}")
         for name in ("precompute_ref_log_probs", "bf16", "gradient_checkpointing"):

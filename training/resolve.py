@@ -74,20 +74,31 @@ def base_model(config: Any, base: str | Path | None) -> Base:
         ) from None
 
 
+# Settings added with the paired methods: left out of the hash while at their defaults, so a KTO
+# round keeps the name it had before they existed (a retried round still finds its candidate).
+_HASHED_WHEN_SET = ("method", "rpo_alpha", "simpo_gamma", "auto_min_pairs", "auto_min_pair_share")
+
+
 def config_hash(training: Any) -> str:
     """Hash of the settings that change the trained weights (not where checkpoints go)."""
     fields = dataclasses.asdict(training)
     for key in ("work_dir", "save_steps", "save_total_limit", "resume", "logging_steps"):
         fields.pop(key, None)
+    defaults = {f.name: f.default for f in dataclasses.fields(training)}
+    for key in _HASHED_WHEN_SET:
+        if key in fields and fields[key] == defaults.get(key):
+            fields.pop(key)
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def candidate_version(snapshot_id: str, base_version: str, training: Any) -> str:
-    """``kto-<snapshot>-b<base hash>-c<config hash>``: a retried round finds its candidate.
+def candidate_version(snapshot_id: str, base_version: str, training: Any, method: str = "kto") -> str:
+    """``<method>-<snapshot>-b<base hash>-c<config hash>``: a retried round finds its candidate.
+
+    ``method`` is the one trained (``auto`` resolved), e.g. ``kto`` or ``dpo``.
 
     The base enters as a hash so names keep one length round after round (a base name would
     nest the previous candidate's name); the manifest and model card name the base in full.
     """
     snap = re.sub(r"[^A-Za-z0-9]+", "", snapshot_id.removeprefix("snap-"))[:16] or "x"
     base = hashlib.sha256(base_version.encode()).hexdigest()[:8]
-    return f"kto-{snap}-b{base}-c{config_hash(training)}"
+    return f"{method}-{snap}-b{base}-c{config_hash(training)}"

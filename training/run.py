@@ -1,13 +1,18 @@
-"""`flywheel train`: one KTO round from a curated snapshot to a candidate in the registry.
+"""`flywheel train`: one round (KTO, or a paired method) from a curated snapshot to a candidate.
 
 Steps, each safe to repeat:
 
-1. Resolve the snapshot (default: the newest) and the base (default: the champion), and name the
-   candidate from snapshot id + base version + config hash. If the registry has it, return it.
-2. Load the train split, render chat prompts, order rows so every batch holds both labels.
-3. Train with TRL's KTOTrainer: LoRA by default (the reference is the base with adapters off),
-   or full fine-tuning (the reference is the base, its log-probs precomputed). Checkpoints go to
-   ``<work_dir>/<version>/``; a rerun of the same round resumes from the newest one.
+1. Resolve the snapshot (default: the newest), the base (default: the champion) and the method
+   (``training.method``; ``auto`` picks KTO or DPO by the snapshot's pairs, training.paired), and
+   name the candidate from method + snapshot id + base version + config hash. If the registry has
+   it, return it.
+2. KTO: load the train split, render chat prompts, order rows so every batch holds both labels.
+   Paired methods: load ``pairs.parquet``, render the prompts, shuffle by the seed.
+3. Train with TRL's trainer of the method (KTOTrainer, DPOTrainer for dpo/ipo, CPOTrainer for
+   simpo, ORPOTrainer): LoRA by default (the reference, where the method has one, is the base
+   with adapters off), or full fine-tuning (the reference is the base, its log-probs
+   precomputed). Checkpoints go to ``<work_dir>/<version>/``; a rerun of the same round resumes
+   from the newest one.
 4. Merge the adapter, and stage the candidate: safetensors weights, tokenizer, model card,
    resolved config, metrics and curves. The registry renames it into place only when complete.
 """
@@ -24,7 +29,8 @@ from flywheel.config import to_toml, write_resolved
 from training import artifacts, resolve
 from training.data import balanced_weights, batches_have_both_labels, load_manifest, read_rows
 from training.errors import SnapshotError
-from training.trainer import build_trainer, last_checkpoint
+from training.paired import Choice, choose, read_pairs
+from training.trainer import build_paired_trainer, build_trainer, last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,20 @@ def _train(
     return trainer, tokenizer, prepared, result, resume, time.perf_counter() - started
 
 
+def _train_paired(
+    config: Any, base_path: Path, snap: Path, work: Path, method: str, callbacks: list[Any] | None
+) -> tuple[Any, Any, Any, Any, str | None, float]:
+    started = time.perf_counter()
+    trainer, tokenizer, prepared = build_paired_trainer(
+        config, base_path, read_pairs(snap), work, method, callbacks
+    )
+    resume = last_checkpoint(work) if config.training.resume else None
+    if resume:
+        log.info("resuming %s from %s", work.name, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    return trainer, tokenizer, prepared, result, resume, time.perf_counter() - started
+
+
 def run(
     config: Any,
     snapshot: str | Path | None = None,
@@ -87,8 +107,10 @@ def run(
     snap = resolve.snapshot_path(config, snapshot)
     manifest = load_manifest(snap)
     snapshot_id = str(manifest.get("snapshot_id") or snap.name)
+    choice = choose(training, snap, manifest)
+    method = choice.method
     base = resolve.base_model(config, base_model)
-    version = resolve.candidate_version(snapshot_id, base.version, training)
+    version = resolve.candidate_version(snapshot_id, base.version, training, method)
     registry = Registry.from_config(config)
     if version in registry.versions():
         log.info("candidate %s already exists (snapshot %s, base %s)", version, snapshot_id, base.version)
@@ -98,9 +120,14 @@ def run(
     weights = class_weights(manifest, training)
     threads = torch.get_num_threads()
     try:
-        trainer, tokenizer, prepared, result, resume, seconds = _train(
-            config, base.path, snap, work, weights, callbacks
-        )
+        if method == "kto":
+            trainer, tokenizer, prepared, result, resume, seconds = _train(
+                config, base.path, snap, work, weights, callbacks
+            )
+        else:
+            trainer, tokenizer, prepared, result, resume, seconds = _train_paired(
+                config, base.path, snap, work, method, callbacks
+            )
     finally:
         torch.set_num_threads(threads)  # the trainer may pin one thread for a tiny model
 
@@ -113,13 +140,9 @@ def run(
         "snapshot_id": snapshot_id,
         "base_version": base.version,
         "mode": training.mode,
-        "rows": {
-            "desirable": prepared.n_desirable,
-            "undesirable": prepared.n_undesirable,
-            "dropped_too_long": prepared.dropped_too_long,
-            "dropped_for_batching": prepared.dropped_for_batching,
-        },
-        "class_weights": weights,
+        "method": method,
+        "method_choice": _choice(choice),
+        **_data_metrics(method, prepared, weights),
         "steps": trainer.state.global_step,
         "train_loss": result.training_loss,
         "train_runtime": result.metrics["train_runtime"],
@@ -132,6 +155,7 @@ def run(
         "snapshot_id": snapshot_id,
         "base_version": base.version,
         "mode": training.mode,
+        "method": method,
     }
     with registry.stage(version, metadata=meta) as folder:
         model.save_pretrained(folder, safe_serialization=True)
@@ -142,7 +166,31 @@ def run(
         artifacts.plot(curve_data, folder / "curves.png")
         card = artifacts.model_card(version, meta, metrics, to_toml(config, only=("training",)))
         (folder / "model_card.md").write_text(card, encoding="utf-8")
+    log.info("candidate %s: method %s (%s)", version, method, choice.reason)
     for warning in metrics["curves"]["warnings"]:
         log.warning("candidate %s: %s", version, warning)
     log.info("candidate %s trained in %.1fs (%d steps)", version, seconds, trainer.state.global_step)
     return version
+
+
+def _choice(choice: Choice) -> dict[str, Any]:
+    return {
+        "configured": choice.configured,
+        "reason": choice.reason,
+        "train_pairs": choice.train_pairs,
+        "train_rows": choice.train_rows,
+    }
+
+
+def _data_metrics(method: str, prepared: Any, weights: dict[str, float]) -> dict[str, Any]:
+    if method == "kto":
+        return {
+            "rows": {
+                "desirable": prepared.n_desirable,
+                "undesirable": prepared.n_undesirable,
+                "dropped_too_long": prepared.dropped_too_long,
+                "dropped_for_batching": prepared.dropped_for_batching,
+            },
+            "class_weights": weights,
+        }
+    return {"pairs": {"trained": prepared.n_pairs, "dropped_too_long": prepared.dropped_too_long}}

@@ -1,8 +1,17 @@
-"""Build TRL's KTOTrainer from our configuration: device, precision, LoRA or full, checkpoints."""
+"""Build TRL's trainers from our configuration: device, precision, LoRA or full, checkpoints.
+
+KTO uses ``KTOTrainer``; DPO and IPO (with the optional RPO term) ``DPOTrainer``; SimPO
+``CPOTrainer`` (``loss_type="simpo"``, ``cpo_alpha=0``) and ORPO ``ORPOTrainer``, both from
+``trl.experimental``. With LoRA the reference of KTO, DPO and IPO is the base with adapters off;
+in full mode it is the base itself, its log-probs precomputed by default.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +19,7 @@ from transformers import TrainerCallback
 
 from training.data import Prepared, prepare
 from training.errors import BaseModelError
+from training.paired import PreparedPairs, prepare_pairs
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +78,12 @@ def load_base(path: Path, bf16: bool) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> Any:
+def _common(config: Any, work: Path, cuda: bool) -> dict[str, Any]:
+    """The arguments every method's TRL config takes the same way."""
     import torch
-    from trl import KTOConfig
 
     t = config.training
-    bf16 = cuda and _flag(t.bf16, torch.cuda.is_bf16_supported())
-    return KTOConfig(
+    return dict(
         output_dir=str(work),
         beta=t.beta,
         learning_rate=t.learning_rate,
@@ -87,10 +96,7 @@ def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> 
         max_grad_norm=t.max_grad_norm,
         lr_scheduler_type="cosine",
         max_length=t.max_length,
-        desirable_weight=weights["desirable_weight"],
-        undesirable_weight=weights["undesirable_weight"],
-        precompute_ref_log_probs=_flag(t.precompute_ref_log_probs, t.mode == "full"),
-        bf16=bf16,
+        bf16=cuda and _flag(t.bf16, torch.cuda.is_bf16_supported()),
         gradient_checkpointing=_flag(t.gradient_checkpointing, cuda),
         use_cpu=not cuda,
         seed=t.seed,
@@ -106,6 +112,78 @@ def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> 
     )
 
 
+def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> Any:
+    from trl import KTOConfig
+
+    t = config.training
+    return KTOConfig(
+        **_common(config, work, cuda),
+        desirable_weight=weights["desirable_weight"],
+        undesirable_weight=weights["undesirable_weight"],
+        precompute_ref_log_probs=_flag(t.precompute_ref_log_probs, t.mode == "full"),
+    )
+
+
+def paired_args(config: Any, work: Path, cuda: bool, method: str) -> Any:
+    """TRL's config for a paired ``method`` (dpo, ipo, simpo, orpo)."""
+    t = config.training
+    common = _common(config, work, cuda)
+    if method in ("dpo", "ipo"):
+        from trl import DPOConfig
+
+        loss = "sigmoid" if method == "dpo" else "ipo"
+        # RPO: TRL's "sft" loss (NLL of the chosen answer) beside the preference loss, weighted rpo_alpha.
+        losses, weights = ([loss, "sft"], [1.0, t.rpo_alpha]) if t.rpo_alpha > 0 else ([loss], None)
+        return DPOConfig(
+            **common,
+            loss_type=losses,
+            loss_weights=weights,
+            precompute_ref_log_probs=_flag(t.precompute_ref_log_probs, t.mode == "full"),
+        )
+    with _quiet_experimental():
+        if method == "simpo":
+            from trl.experimental.cpo import CPOConfig
+
+            # SimPO is CPO's loss_type "simpo" without CPO's behaviour-cloning term (cpo_alpha = 0).
+            return CPOConfig(
+                **common,
+                loss_type="simpo",
+                cpo_alpha=0.0,
+                simpo_gamma=t.simpo_gamma,
+                max_completion_length=t.max_completion_length,
+            )
+        if method == "orpo":
+            from trl.experimental.orpo import ORPOConfig
+
+            return ORPOConfig(**common, max_completion_length=t.max_completion_length)
+    raise ValueError(f"no paired method {method!r}")
+
+
+@contextlib.contextmanager
+def _quiet_experimental() -> Iterator[None]:
+    """SimPO and ORPO live in ``trl.experimental``, which warns on import; the pinned TRL is tested."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*trl.experimental.*")
+        yield
+
+
+def _peft(t: Any) -> Any:
+    from peft import LoraConfig
+
+    if t.mode != "lora":
+        return None
+    targets: Any = (
+        "all-linear" if tuple(t.lora_target_modules) == ("all-linear",) else list(t.lora_target_modules)
+    )
+    return LoraConfig(
+        r=t.lora_r,
+        lora_alpha=t.lora_alpha,
+        lora_dropout=t.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+
+
 def build_trainer(
     config: Any,
     base_path: Path,
@@ -114,9 +192,8 @@ def build_trainer(
     weights: dict[str, float],
     callbacks: list[Any] | None = None,
 ) -> tuple[Any, Any, Prepared]:
-    """(trainer, tokenizer, prepared data) ready for ``trainer.train``."""
+    """(KTO trainer, tokenizer, prepared data) ready for ``trainer.train``."""
     import torch
-    from peft import LoraConfig
     from transformers import set_seed
     from trl import KTOTrainer
 
@@ -128,24 +205,56 @@ def build_trainer(
     if not cuda and model.num_parameters() < TINY_PARAMS:
         torch.set_num_threads(1)
     prepared = prepare(rows, tokenizer, t)
-    peft_config = None
-    if t.mode == "lora":
-        targets: Any = (
-            "all-linear" if tuple(t.lora_target_modules) == ("all-linear",) else list(t.lora_target_modules)
-        )
-        peft_config = LoraConfig(
-            r=t.lora_r,
-            lora_alpha=t.lora_alpha,
-            lora_dropout=t.lora_dropout,
-            target_modules=targets,
-            task_type="CAUSAL_LM",
-        )
     trainer = KTOTrainer(
         model=model,
         args=args,
         train_dataset=prepared.dataset,
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=_peft(t),
         callbacks=[LogLastStep(), *(callbacks or [])],
     )
     return trainer, tokenizer, prepared
+
+
+def build_paired_trainer(
+    config: Any,
+    base_path: Path,
+    pairs: list[dict[str, Any]],
+    work: Path,
+    method: str,
+    callbacks: list[Any] | None = None,
+) -> tuple[Any, Any, PreparedPairs]:
+    """(trainer of a paired ``method``, tokenizer, prepared pairs) ready for ``trainer.train``."""
+    import torch
+    from transformers import set_seed
+
+    t = config.training
+    cuda = use_cuda(t)
+    args = paired_args(config, work, cuda, method)
+    set_seed(t.seed)
+    model, tokenizer = load_base(base_path, args.bf16)
+    if not cuda and model.num_parameters() < TINY_PARAMS:
+        torch.set_num_threads(1)
+    prepared = prepare_pairs(pairs, tokenizer, t)
+    kwargs = dict(
+        model=model,
+        args=args,
+        train_dataset=prepared.dataset,
+        processing_class=tokenizer,
+        peft_config=_peft(t),
+        callbacks=[LogLastStep(), *(callbacks or [])],
+    )
+    if method in ("dpo", "ipo"):
+        from trl import DPOTrainer
+
+        # No ref_model: with LoRA TRL disables the adapters for the reference; in full mode it
+        # precomputes the base's log-probs (or, with precompute off, loads the base a second time).
+        return DPOTrainer(**kwargs), tokenizer, prepared
+    with _quiet_experimental():
+        if method == "simpo":
+            from trl.experimental.cpo import CPOTrainer
+
+            return CPOTrainer(**kwargs), tokenizer, prepared
+        from trl.experimental.orpo import ORPOTrainer
+
+        return ORPOTrainer(**kwargs), tokenizer, prepared
