@@ -208,23 +208,6 @@ def _show_config(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _collect(args: argparse.Namespace, config: Any) -> int:
-    from collect.app import Settings
-    from collect.serve import load_keys, serve
-
-    settings = Settings(
-        api_keys=load_keys(args.api_keys_file),
-        allowed_origins=tuple(o.strip() for o in (args.allow_origin or []) if o.strip()),
-        max_body_bytes=args.max_body_bytes,
-        max_events=args.max_events,
-        rate_per_s=args.rate,
-        burst=args.burst,
-        max_record_bytes=config.ingest.max_record_bytes,
-    )
-    serve(config, args.host, args.port, settings)
-    return EXIT_OK
-
-
 def _tiny_world(args: argparse.Namespace, config: Any) -> int:
     from training.tiny_world import build
 
@@ -356,30 +339,6 @@ def build_parser() -> argparse.ArgumentParser:
         "build (or reuse) the tiny local tokenizer and model for tests and the demo",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
-
-    p = cmd(
-        "collect",
-        _collect,
-        "HTTP collector: JSON traces and feedback from any app or browser, validated, produced with acks=all",
-    )
-    p.add_argument("--bootstrap-servers", dest="kafka.bootstrap_servers", metavar="S", help="host:port,...")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument(
-        "--api-keys-file",
-        metavar="FILE",
-        help="name=sha256:<hex> (or name=key) per line; also COLLECT_API_KEYS",
-    )
-    p.add_argument(
-        "--allow-origin",
-        action="append",
-        metavar="ORIGIN",
-        help="browser origin allowed by CORS (repeatable)",
-    )
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="N", help="request size limit")
-    p.add_argument("--max-events", type=int, default=500, metavar="N", help="events per request at most")
-    p.add_argument("--rate", type=float, default=200.0, metavar="R", help="events per second per API key")
-    p.add_argument("--burst", type=float, default=1000.0, metavar="N", help="events a key may send at once")
 
     p = cmd(
         "collect",
