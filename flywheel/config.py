@@ -107,6 +107,9 @@ class Config:
     """The resolved configuration: one attribute per section."""
 
     sections: Mapping[str, Any]
+    # "section.key" -> where its value came from: "file <path>", "env <NAME>" or "flag"; a key
+    # missing here has its default. Not part of equality: the same values are the same config.
+    origins: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -224,15 +227,21 @@ def load(
     problems: list[str] = []
     raw: dict[str, dict[str, tuple[Any, bool, str]]] = {name: {} for name in sections}
 
-    def put(section: str, key: str, value: Any, from_text: bool, source: str) -> None:
+    origins: dict[str, str] = dict(base.origins) if base is not None else {}
+
+    def put(section: str, key: str, value: Any, from_text: bool, source: str, origin: str) -> None:
         if section not in sections:
-            problems.append(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
+            problems.append(f"{source}: unknown section [{section}]{_did_you_mean(section, sections)}")
             return
         fields = _section_fields(sections[section])
         if key not in fields:
-            problems.append(f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(fields))})")
+            problems.append(
+                f"{source}: unknown key {section}.{key}"
+                + _did_you_mean(key, fields, f"{section}.", f"[{section}]")
+            )
             return
         raw[section][key] = (value, from_text, source)
+        origins[f"{section}.{key}"] = origin
 
     if path is None and env is None:
         path = os.environ.get("FLYWHEEL_CONFIG") or None
@@ -251,7 +260,7 @@ def load(
             for key, value in table.items():
                 if (section, key) in PATH_KEYS and isinstance(value, str) and value:
                     value = str(file.resolve().parent / Path(value).expanduser())
-                put(section, key, value, False, str(file))
+                put(section, key, value, False, str(file), f"file {file}")
 
     environ = os.environ if env is None else env
     for name, value in sorted(environ.items()):
@@ -269,14 +278,14 @@ def load(
             )
             continue
         section, key = rest.split("__", 1)
-        put(section.lower(), key.lower(), value, True, f"environment {name}")
+        put(section.lower(), key.lower(), value, True, f"environment {name}", f"env {name}")
 
     for dotted, value in (overrides or {}).items():
         if "." not in dotted:
             problems.append(f"override {dotted!r} is not section.key")
             continue
         section, key = dotted.split(".", 1)
-        put(section, key, value, isinstance(value, str), f"option {dotted}")
+        put(section, key, value, isinstance(value, str), f"option {dotted}", "flag")
 
     resolved: dict[str, Any] = {}
     for name, cls in sections.items():
@@ -296,7 +305,19 @@ def load(
         resolved[name] = section
     if problems:
         raise ConfigError(problems)
-    return Config(types.MappingProxyType(resolved))
+    return Config(types.MappingProxyType(resolved), types.MappingProxyType(origins))
+
+
+def _did_you_mean(name: str, known: Mapping[str, Any], prefix: str = "", where: str = "") -> str:
+    """'; did you mean X?' for a misspelt name, else the known names."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {prefix}{close[0]}?"
+    return (
+        f" (known{' in ' + where if where else ''}: {', '.join(sorted(known))}; `flywheel config` lists them)"
+    )
 
 
 def defaults() -> Config:
@@ -355,3 +376,50 @@ def describe(cls: type) -> list[tuple[str, str, Any, str]]:
     for key, (tp, f) in _section_fields(cls).items():
         rows.append((key, getattr(tp, "__name__", str(tp)), f.default, f.metadata.get("help", "")))
     return rows
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def explain(config: Config, only: str | None = None) -> list[dict[str, Any]]:
+    """Every key: its value, default, where the value came from (default, file, env, flag) and its help."""
+    if only is not None and only not in config.sections:
+        raise ConfigError([f"unknown section {only!r}{_did_you_mean(only, config.sections)}"])
+    rows = []
+    for name, section in config.sections.items():
+        if only is not None and name != only:
+            continue
+        for key, (_, f) in _section_fields(type(section)).items():
+            origin = config.origins.get(f"{name}.{key}", "default")
+            rows.append(
+                {
+                    "key": f"{name}.{key}",
+                    "value": _plain(getattr(section, key)),
+                    "default": _plain(f.default),
+                    "source": origin.split(" ", 1)[0],
+                    "origin": origin,
+                    "help": f.metadata.get("help", ""),
+                }
+            )
+    return rows
+
+
+def explain_text(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`explain` for a person: one key per line, its help on the next."""
+    out = []
+    section = None
+    for row in rows:
+        name = row["key"].split(".", 1)[0]
+        if name != section:
+            if section is not None:
+                out.append("")
+            out.append(f"[{name}]")
+            section = name
+        value = json.dumps(row["value"], ensure_ascii=False)
+        where = row["origin"]
+        if row["source"] != "default":
+            where += f"; default {json.dumps(row['default'], ensure_ascii=False)}"
+        out.append(f"{row['key']} = {value}    ({where})")
+        out.append(f"    {row['help']}")
+    return "\n".join(out)

@@ -47,5 +47,5 @@ class ConfigError(TerminalError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
             f"{source} has {len(self.problems)} problem(s):\n{lines}",
-            hint="fix the keys above; `flywheel <command> --help` and README.md list every option",
+            hint="fix the keys above; `flywheel config` lists every key with its value, default and help",
         )

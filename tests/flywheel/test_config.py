@@ -72,3 +72,52 @@ def test_invalid_file_and_missing_file_are_clear(tmp_path: Path) -> None:
     bad.write_text("[kafka\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         cfg.load(bad, env={})
+
+
+def test_flywheel_config_shows_every_key_with_value_default_source_and_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from flywheel.cli import main
+
+    f = tmp_path / "c.toml"
+    f.write_text('[training]\nlearning_rate = 2e-5\n[paths]\nlake = "data/lake"\n')
+    monkeypatch.setenv("FLYWHEEL_EVALS__JUDGE_CONCURRENCY", "9")
+    argv = ["config", "--config", str(f), "--set", "nightly.min_train_rows=5", "--json"]
+    assert main(argv) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    every = {f"{name}.{key}" for name, sec in cfg.defaults().sections.items() for key in vars(sec)}
+    assert set(rows) == every and len(every) > 150
+    assert all(r["help"] for r in rows.values()), "every key has a line of help"
+    lr = rows["training.learning_rate"]
+    assert (lr["value"], lr["default"], lr["source"], lr["origin"]) == (2e-5, 5e-4, "file", f"file {f}")
+    assert rows["paths.lake"]["value"] == str(tmp_path / "data" / "lake")
+    assert (rows["evals.judge_concurrency"]["value"], rows["evals.judge_concurrency"]["source"]) == (9, "env")
+    assert (rows["nightly.min_train_rows"]["value"], rows["nightly.min_train_rows"]["source"]) == (5, "flag")
+    assert rows["training.beta"]["source"] == "default" and rows["training.beta"]["value"] == 0.1
+    # The text form: one key a line with where it came from, its help beneath.
+    assert main(["config", "--config", str(f), "--section", "training"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("[training]\n") and "[evals]" not in text
+    assert f"training.learning_rate = 2e-05    (file {f}; default 0.0005)\n    peak AdamW" in text
+
+
+def test_misspelt_keys_and_sections_get_a_suggestion(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[trainig]\nbeta = 0.2\n[training]\nlearning_rat = 1e-5\n")
+    with pytest.raises(ConfigError) as info:
+        cfg.load(f, env={"FLYWHEEL_KAFKA__BOOTSTRAP_SERVER": "x:1"})
+    text = str(info.value)
+    assert "unknown section [trainig]; did you mean training?" in text
+    assert "unknown key training.learning_rat; did you mean training.learning_rate?" in text
+    assert "did you mean kafka.bootstrap_servers?" in text
+    assert "`flywheel config` lists every key" in text  # the hint
+    with pytest.raises(ConfigError, match=r"zzz.*known in \[kafka\]: bootstrap_servers"):
+        cfg.load(None, env={}, overrides={"kafka.zzz": "1"})
+
+
+def test_help_points_to_flywheel_config() -> None:
+    from flywheel.cli import build_parser
+
+    assert "`flywheel config` lists every key" in build_parser().format_help().replace("\n", " ")

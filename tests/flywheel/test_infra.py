@@ -128,3 +128,36 @@ def test_k8s_pods_get_no_service_link_variables() -> None:
     pods = _flywheel_pods()
     assert len(pods) == 3
     assert all(p.get("enableServiceLinks") is False for p in pods)
+
+
+def _configmap_config(tmp_path: Path) -> cfg.Config:
+    m = next(m for m in _k8s("ConfigMap") if "config.toml" in m["data"])
+    f = tmp_path / "config.toml"
+    f.write_text(m["data"]["config.toml"])
+    return cfg.load(f, env={})
+
+
+def test_production_configs_train_a_real_model_and_judge_with_an_endpoint(tmp_path: Path) -> None:
+    shipped = {
+        "production.toml": cfg.load(INFRA / "config" / "production.toml", env={}),
+        "compose.toml": cfg.load(INFRA / "config" / "compose.toml", env={}),
+        "configmap.yaml": _configmap_config(tmp_path),
+    }
+    demo = cfg.defaults()
+    for name, c in shipped.items():
+        t, e = c.training, c.evals
+        assert t.mode == "lora" and 1e-6 <= t.learning_rate <= 5e-5 < demo.training.learning_rate, name
+        assert t.max_length >= 2048 > demo.training.max_length and t.max_prompt_length < t.max_length, name
+        assert e.judge == "endpoint" and e.judge_url.startswith("http") and e.judge_model, name
+        assert e.primary() == "lc_win_rate" and e.replay_samples >= 4, name
+        assert e.max_new_tokens >= 512 > demo.evals.max_new_tokens and e.judge_concurrency > 1, name
+        assert not e.judge_api_key_env.startswith("FLYWHEEL_"), "would be read as a setting"
+    key = shipped["configmap.yaml"].evals.judge_api_key_env
+    # Every pod that runs the gate gets the judge's key from a Secret, by the name the config reads.
+    for pod in _flywheel_pods():
+        container = pod["containers"][0]
+        if container["args"][0] in ("nightly", "schedule"):
+            env = {e["name"]: e for e in container.get("env", [])}
+            assert "secretKeyRef" in env[key]["valueFrom"]
+    compose = _docs(INFRA / "docker-compose.yml")[0]["services"]["scheduler"]["environment"]
+    assert shipped["compose.toml"].evals.judge_api_key_env in compose and "FLYWHEEL_CONFIG" in compose
