@@ -34,6 +34,13 @@ def on_policy_versions(history: list[Any], keep_last: int) -> tuple[list[str] | 
     return kept, f"versions of the last {keep_last} champion(s) kept: {', '.join(kept)}"
 
 
+def with_aliases(versions: list[str] | None, aliases: dict[str, str]) -> list[str] | None:
+    """``versions`` plus every served name (``registry.aliases``) that stands for one of them."""
+    if versions is None:
+        return None
+    return versions + sorted(name for name, version in aliases.items() if version in versions)
+
+
 @dataclasses.dataclass(frozen=True)
 class Balance:
     desirable_weight: float

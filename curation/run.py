@@ -18,7 +18,7 @@ from typing import Any
 
 from curation.errors import CurationError, DataQualityError
 from curation.pipeline import Result, Window, connect, load_sql, run_pipeline
-from curation.policy import on_policy_versions
+from curation.policy import on_policy_versions, with_aliases
 from curation.snapshot import (
     MANIFEST,
     PII_KINDS,
@@ -116,6 +116,11 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
     # was then, not by promotions made since.
     history = [e for e in Registry(config.paths.registry).history() if _at(e.ts) <= window.as_of]
     versions, version_note = on_policy_versions(history, cfg.keep_last_champions)
+    # Traces carry the name the app serves: its alias counts as the version it stands for.
+    aliases = Registry(config.paths.registry).aliases(config.registry.aliases)
+    versions = with_aliases(versions, aliases)
+    if versions and aliases:
+        version_note += f"; served names kept with them: {', '.join(v for v in versions if v in aliases)}"
     root = curated_root(lake)
     root.mkdir(parents=True, exist_ok=True)
     spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=root))

@@ -124,7 +124,9 @@ def _eval(args: argparse.Namespace, config: Any) -> int:
 def _register(args: argparse.Namespace, config: Any) -> int:
     from flywheel.registry import Registry
 
-    version = Registry.from_config(config).register(args.path, champion=args.champion, version=args.version)
+    version = Registry.from_config(config).register(
+        args.path, champion=args.champion, version=args.version, aliases=tuple(args.alias or ())
+    )
     print(version)
     return EXIT_OK
 
@@ -304,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder that AutoModelForCausalLM.from_pretrained loads (safetensors weights; pickle files refused)",
     )
     p.add_argument("--champion", action="store_true", help="make it the champion")
+    p.add_argument(
+        "--alias",
+        action="append",
+        metavar="NAME",
+        help="a name the app serves this version under (the model_version its traces carry); repeatable",
+    )
     p.add_argument("--version", default=None, help="version name (default: derived from time and content)")
 
     p = cmd("promote", _promote, "make VERSION the champion (atomic switch, recorded in the history)")

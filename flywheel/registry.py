@@ -243,6 +243,19 @@ class Registry:
         found.sort(key=lambda p: (created(p), p.name))
         return [p.name for p in found]
 
+    def aliases(self, configured: dict[str, str] | None = None) -> dict[str, str]:
+        """Served name -> version: ``register --alias`` names (in manifests), then ``configured``
+        (``registry.aliases``), which wins on a clash."""
+        found: dict[str, str] = {}
+        for version in self.versions():
+            try:
+                names = self.manifest(version).get("aliases") or []
+            except RegistryError:
+                continue
+            found.update({str(n): version for n in names if isinstance(n, str)})
+        found.update(configured or {})
+        return found
+
     def champion(self) -> str | None:
         """The champion's version name; None when there is none. A pointer that holds no valid
         version name raises: it is reported, never guessed at."""
@@ -461,7 +474,11 @@ class Registry:
             shutil.rmtree(staging, ignore_errors=True)
 
     def register(
-        self, path: str | os.PathLike[str], champion: bool = False, version: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        champion: bool = False,
+        version: str | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> str:
         """Copy a checkpoint folder (weights, tokenizer) into the registry as a new version.
 
@@ -490,7 +507,13 @@ class Registry:
             for f in sorted(src.glob("*.safetensors")):
                 digest.update(sha256_file(f).encode())
             version = f"base-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{digest.hexdigest()[:8]}"
-        with self.stage(version, {"source": str(src.resolve()), "kind": "registered"}) as folder:
+        bad = [a for a in aliases if not a.strip() or "\n" in a]
+        if bad:
+            raise RegistryError(f"alias {bad[0]!r} is empty or spans lines", hint="e.g. --alias qwen-prod")
+        meta: dict[str, Any] = {"source": str(src.resolve()), "kind": "registered"}
+        if aliases:
+            meta["aliases"] = list(aliases)
+        with self.stage(version, meta) as folder:
             for f in src.iterdir():
                 if f.name == MANIFEST:
                     log.info("%s: ignoring its %s; the registry writes its own", src, MANIFEST)

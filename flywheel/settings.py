@@ -60,6 +60,19 @@ class RegistryConfig:
     status_last: int = setting(
         10, "history events `flywheel status` shows (the history itself is never trimmed)"
     )
+    aliases: dict[str, str] | None = setting(  # noqa: RUF009 (None; a file's table is copied)
+        None,
+        "names the app serves (the model_version its traces carry) for registry versions, e.g. "
+        '{"qwen-prod" = "v3"}; with those of `flywheel register --alias`, curation keeps their rows '
+        "when it keeps the version",
+    )
+
+    def validate(self) -> list[str]:
+        return [
+            f"aliases: {name!r} -> {version!r}: both must be non-empty, on one line"
+            for name, version in (self.aliases or {}).items()
+            if not name.strip() or not version.strip() or "\n" in name + version
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
