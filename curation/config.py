@@ -83,6 +83,14 @@ class CurationConfig:
     )
     max_per_prompt: int = setting(50, "at most this many rows per distinct prompt (0: no cap)")
     max_per_user: int = setting(1000, "at most this many rows per user (0: no cap)")
+    pairs: bool = setting(
+        True, "mine preference pairs (edits, opposite thumbs) into pairs.parquet / pairs_eval.parquet"
+    )
+    pairs_window_hours: float = setting(
+        24.0, "opposite thumbs on one prompt and model version pair up only this many hours apart"
+    )
+    pairs_per_prompt: int = setting(4, "at most this many pairs per distinct prompt (0: no cap)")
+    pairs_per_user: int = setting(200, "at most this many pairs per user of the chosen side (0: no cap)")
     balance: str = setting(
         "weights", "weights: KTO class weights with the ratio in [1, 4/3]; downsample: drop majority rows"
     )
@@ -141,6 +149,8 @@ class CurationConfig:
             problems.append(
                 f"snapshot_compression must be one of {SNAPSHOT_CODECS}, got {self.snapshot_compression!r}"
             )
+        if self.pairs_window_hours < 0 or self.pairs_per_prompt < 0 or self.pairs_per_user < 0:
+            problems.append("pairs_window_hours, pairs_per_prompt and pairs_per_user must be >= 0")
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.split_by not in SPLIT_KEYS:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from curation import pairs as pair_mining
 from curation.errors import CurationError, DataQualityError
 from curation.pipeline import Result, Window, connect, load_sql, run_pipeline
 from curation.policy import on_policy_versions, with_aliases
@@ -150,7 +151,9 @@ def _build(
         "desirable_weight": result.balance.desirable_weight,
         "undesirable_weight": result.balance.undesirable_weight,
     }
-    snapshot_id, basis = content_digest(con, weights, cfg.redact_pii, cfg.pii_phone_regions)
+    snapshot_id, basis = content_digest(
+        con, weights, cfg.redact_pii, cfg.pii_phone_regions, pairs=pair_mining.digest_basis(cfg)
+    )
     final = root / snapshot_id
     if (final / MANIFEST).is_file():
         return final  # immutable: the same rows were curated before
@@ -158,6 +161,10 @@ def _build(
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{snapshot_id}-", dir=root))
     try:
         hashes = write_splits(con, staging, result.params, cfg.snapshot_compression)
+        # preference pairs from the rows just written (curation.pairs)
+        pair_block, pair_hashes = pair_mining.write_pairs(con, staging, cfg)
+        hashes.update(pair_hashes)
+        counts.update(pair_mining.counts(pair_block))
         counts.update(pii_counts(con))
         checks = _report(config, con, staging, snapshot_id, result, window, [version_note])
         manifest = {
@@ -179,6 +186,7 @@ def _build(
             "balance": cfg.balance,
             "model_versions": {"kept": versions, "note": version_note},
             "redaction": redaction_summary(cfg, counts),
+            "pairs": pair_block,
             "hashes": {"files": hashes, "content": basis},
             "quality": [dataclasses.asdict(c) for c in checks],
         }

@@ -55,11 +55,13 @@ def content_digest(
     weights: dict[str, float],
     redact: bool,
     phone_regions: tuple[str, ...] = pii.DEFAULT_PHONE_REGIONS,
+    pairs: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The snapshot id and what it was derived from: the rows per split and their digests (taken
     from ``final_rows`` before the text is read, see 14_content_hash.sql), the code that turns
     them into text (the fetch and redaction SQL, the Python redaction stage with libphonenumber's
-    version, whether it redacts and the phone regions), and the KTO weights."""
+    version, whether it redacts and the phone regions), the KTO weights, and the pairing step's SQL
+    and settings (``pairs``, curation.pairs.digest_basis; None when it is off)."""
     parts = {
         split: {"rows": int(n), "xor": x, "sum": s}
         for split, n, x, s in con.execute(load_sql("14_content_hash")).fetchall()
@@ -75,6 +77,7 @@ def content_digest(
         "redact_pii": redact,
         "pii_checked": pii.code_digest() if redact else None,
         "pii_phone_regions": list(pii.check_regions(phone_regions)) if redact else None,
+        "pairs": pairs,
     }
     digest = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
     return f"snap-{digest[:16]}", basis

@@ -90,7 +90,12 @@ def test_manifest_has_weights_classes_hashes_and_config(scenario_snapshot: tuple
         1,
         ["US", "GB", "DE", "FR", "IN"],
     )
-    assert set(manifest["hashes"]["files"]) == {"train.parquet", "eval.parquet"}
+    assert set(manifest["hashes"]["files"]) == {
+        "train.parquet",
+        "eval.parquet",
+        "pairs.parquet",
+        "pairs_eval.parquet",
+    }
     resolved = tomllib.loads((path / "config.toml").read_text())
     assert resolved["curation"]["max_per_user"] == 4
     assert manifest["config"]["max_per_prompt"] == 2
