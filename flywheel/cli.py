@@ -218,6 +218,20 @@ def _tiny_world(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
+def _export(args: argparse.Namespace, config: Any) -> int:
+    from pathlib import Path
+
+    from flywheel.export import export
+
+    snapshot = Path(args.snapshot)
+    out = args.out or str(Path(config.paths.lake) / "exports" / snapshot.name / args.format)
+    folder, written = export(snapshot, args.format, out)
+    for name, n in written.items():
+        print(f"{name}: {n}", file=sys.stderr)
+    print(folder)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------
 # Parser
 
@@ -347,6 +361,23 @@ def build_parser() -> argparse.ArgumentParser:
         "build (or reuse) the tiny local tokenizer and model for tests and the demo",
     )
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+
+    p = cmd(
+        "export",
+        _export,
+        "write a snapshot for other trainers: OpenAI fine-tuning JSONL (SFT or preference) or a "
+        "Hugging Face datasets folder; prints the folder",
+    )
+    p.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot folder (printed by `flywheel curate`)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["openai-sft", "openai-dpo", "hf"],
+        help="openai-sft (desirable rows), openai-dpo (pairs) or hf (save_to_disk)",
+    )
+    p.add_argument(
+        "--out", default=None, metavar="DIR", help="folder to write (default: <lake>/exports/<id>/<format>)"
+    )
 
     p = cmd(
         "collect",
