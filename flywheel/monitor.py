@@ -8,6 +8,7 @@ Kubernetes liveness probe or a person with curl.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 class Monitor:
     """Round metrics. One registry per instance, so tests can run several schedulers."""
 
-    def __init__(self, next_fire: Callable[[], datetime | None], running: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        next_fire: Callable[[], datetime | None],
+        running: Callable[[], bool],
+        runs: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.runs = runs
         self.registry = CollectorRegistry()
         self._next_fire = next_fire
         self._running = running
@@ -42,7 +49,12 @@ class Monitor:
         self.last_duration = Gauge(
             f"{ns}_last_run_duration_seconds", "how long the last round took", registry=self.registry
         )
-        self.runs = Counter(f"{ns}_runs", "rounds run, by result", ["result"], registry=self.registry)
+        self.rounds = Counter(
+            f"{ns}_runs",
+            "rounds run, by result (ok, failed) and outcome (promoted, rejected, skipped, failed)",
+            ["result", "outcome"],
+            registry=self.registry,
+        )
         self.skipped = Counter(
             f"{ns}_fires_skipped",
             "fires not run: missed (past grace) or overlap",
@@ -53,6 +65,38 @@ class Monitor:
             f"{ns}_next_fire_timestamp_seconds", "next scheduled round (Unix time)", registry=self.registry
         )
         next_gauge.set_function(lambda: t.timestamp() if (t := self._next_fire()) else float("nan"))
+        self._restore()
+
+    def _latest(self) -> dict[str, Any] | None:
+        if self.runs is None:
+            return None
+        from flywheel.ledger import latest
+
+        return latest(self.runs)
+
+    def _restore(self) -> None:
+        """The last round from the run ledger: a restarted scheduler reports it, not "never ran"."""
+        rec = self._latest()
+        if rec is None or rec.get("status") == "running":
+            return
+        code = int(rec.get("exit_code", 0 if rec.get("status") in ("completed", "skipped") else 1))
+        ok = code == 0
+        self.last_success.set(1 if ok else 0)
+        self.last_exit.set(code)
+        finished = rec.get("finished_at")
+        if finished:
+            self.last_end.set(datetime.fromisoformat(str(finished).replace("Z", "+00:00")).timestamp())
+        if rec.get("duration_s") is not None:
+            self.last_duration.set(float(rec["duration_s"]))
+        self.last = {
+            "run_id": rec.get("run_id"),
+            "exit_code": code,
+            "ok": ok,
+            "outcome": rec.get("outcome"),
+            "duration_s": rec.get("duration_s"),
+            "finished_at": finished,
+            "from_ledger": True,
+        }
 
     # -- APScheduler listener ---------------------------------------------------
 
@@ -76,8 +120,12 @@ class Monitor:
                 self.last_exit.set(code)
                 self.last_end.set(time.time())
                 self.last_duration.set(took)
-                self.runs.labels(result="ok" if ok else "failed").inc()
+                rec = self._latest() or {}
+                outcome = str(rec.get("outcome") or ("failed" if not ok else "unknown"))
+                self.rounds.labels(result="ok" if ok else "failed", outcome=outcome).inc()
                 self.last = {
+                    "run_id": rec.get("run_id"),
+                    "outcome": outcome,
                     "scheduled": event.scheduled_run_time.isoformat(),
                     "exit_code": code,
                     "ok": ok,

@@ -101,7 +101,7 @@ class Service:
             },
             timezone=sc.timezone,
         )
-        self.monitor = Monitor(self.next_fire, lambda: bool(self.scheduler.running))
+        self.monitor = Monitor(self.next_fire, lambda: bool(self.scheduler.running), runs)
         self.scheduler.add_listener(self.monitor.on_event)
         self.server: Any = None
 

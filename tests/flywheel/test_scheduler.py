@@ -65,7 +65,8 @@ def test_cron_fire_runs_a_round_and_metrics_report_it(tmp_path: Path) -> None:
         port = svc.server.server_address[1]
         assert _wait(
             lambda: (
-                b'flywheel_nightly_runs_total{result="ok"}' in _get(f"http://127.0.0.1:{port}/metrics")[1]
+                b'flywheel_nightly_runs_total{outcome="unknown",result="ok"}'
+                in _get(f"http://127.0.0.1:{port}/metrics")[1]
             ),
             5,
         )
@@ -197,3 +198,36 @@ def _get_ok(url: str) -> bool:
         return _get(url)[0] == 200
     except OSError:
         return False
+
+
+def ledger_round(runs: str, outcome: str) -> int:
+    """Stand-in round that leaves a real ledger record with ``outcome``, as `flywheel nightly` does."""
+    rec = ledger.Ledger(runs)
+    rec.finish("completed" if outcome != "skipped" else "skipped", outcome, f"stand-in {outcome}")
+    return 0
+
+
+def test_scheduler_reports_the_ledgers_last_round_after_a_restart_and_counts_outcomes(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    ledger_round(str(runs), "rejected")  # a round before this scheduler started
+    config = make_config(tmp_path, **{"scheduler.cron": "0 2 * * *", "scheduler.metrics_port": 0})
+    svc = Service(config, func="tests.flywheel.test_scheduler:ledger_round", args=[str(runs), "promoted"])
+    svc.start()
+    try:
+        port = svc.server.server_address[1]
+        status, body = _get(f"http://127.0.0.1:{port}/healthz")
+        last = json.loads(body)["last"]
+        assert status == 200 and last["outcome"] == "rejected" and last["ok"] is True and last["from_ledger"]
+        metrics = _get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+        assert "flywheel_nightly_last_success 1.0" in metrics
+        assert "flywheel_nightly_last_run_timestamp_seconds 0.0" not in metrics
+        svc.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))  # fire now
+        assert _wait(
+            lambda: (
+                b'flywheel_nightly_runs_total{outcome="promoted",result="ok"} 1.0'
+                in _get(f"http://127.0.0.1:{port}/metrics")[1]
+            ),
+            15,
+        )
+    finally:
+        svc.stop()
