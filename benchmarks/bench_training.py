@@ -15,6 +15,12 @@ The baseline is what a user would write from TRL's docs: ``KTOTrainer(model=path
 args=KTOConfig(...defaults...), peft_config=LoraConfig(...))`` with our batch size, learning rate
 and LoRA shape so that both do the same work. Our overhead must stay <= 5% on CPU.
 
+``python -m benchmarks.bench_training --methods`` compares the training methods in one run: KTO,
+DPO, IPO, SimPO and ORPO through ``training.run`` on the same tiny-world snapshot (640 rows, 320
+pairs), each for ``METHOD_STEPS`` steps of 16 rows (KTO; plus 16 KL rows) or 16 pairs (32
+sequences), each in its own fresh process, alternating, best of two: seconds per step and peak
+resident memory, and each against KTO.
+
 ``python -m benchmarks.bench_training --gpu`` is the GPU variant (not run by ``make bench``): a
 0.5 B Qwen2-shaped model built from a config (random weights), TRL defaults (fp32, batch 8, live
 reference) against our settings (bf16, batch 16, precomputed reference log-probs), reporting
@@ -34,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 ROWS = 640
+PAIRS = 320
+METHODS = ("kto", "dpo", "ipo", "simpo", "orpo")
+METHOD_STEPS = 20
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -52,13 +61,16 @@ def _config(root: Path) -> Any:
 
 def _setup(root: Path) -> tuple[Path, Path]:
     sys.path.insert(0, str(REPO))
-    from tests.fixtures_model import snapshot_rows, write_snapshot
+    from tests.fixtures_model import pair_rows, snapshot_rows, write_snapshot
     from training.tiny_world import build
     from training.world import World
 
     base = build(_config(root))
     world = World(0)
-    snap = write_snapshot(root / "lake" / "curated" / "bench", snapshot_rows(world, ROWS, seed=1), [])
+    rows = snapshot_rows(world, ROWS, seed=1)
+    snap = write_snapshot(
+        root / "lake" / "curated" / "bench", rows, [], pairs=pair_rows(world, PAIRS, seed=1)
+    )
     return base, snap
 
 
@@ -117,10 +129,25 @@ def _baseline(root: Path, base: Path, snap: Path) -> dict[str, Any]:
     return {"train_runtime": out.metrics["train_runtime"], "rows": len(rows)}
 
 
+def _method(root: Path, base: Path, snap: Path, method: str) -> dict[str, Any]:
+    from flywheel.registry import Registry
+    from training.run import run
+
+    config = _config(root).replace(**{"training.method": method, "training.max_steps": METHOD_STEPS})
+    version = run(config, snapshot=snap, base_model=base)
+    metrics = json.loads((Registry.from_config(config).path(version) / "metrics.json").read_text())
+    return {"train_runtime": metrics["train_runtime"], "steps": metrics["steps"]}
+
+
 def _child(variant: str, root: Path) -> None:
     import torch
 
     base, snap = _setup(root)
+    if variant.startswith("method-"):
+        result = _method(root, base, snap, variant.removeprefix("method-"))
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print("RESULT " + json.dumps(result), flush=True)
+        return
     if variant == "baseline-1t":
         # Same thread count as ours (training.trainer pins one for tiny models): isolates our overhead.
         torch.set_num_threads(1)
@@ -181,6 +208,24 @@ def main(repeats: int = 2) -> None:
     e2e_ratio = best_wall["baseline-1t"] / best_wall["ours"]
     overhead = max(0.0, 1 - min(train_ratio, e2e_ratio))
     print(f"overhead {overhead:.1%} (budget 5%): {'ok' if overhead <= 0.05 else 'OVER BUDGET'}")
+
+
+def methods_main(repeats: int = 2) -> None:
+    """Each method's seconds per step and peak memory against KTO's, in the same run."""
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+    for _ in range(repeats):
+        for method in METHODS:
+            runs[method].append(_spawn(f"method-{method}"))
+    best = {m: min(rs, key=lambda r: r["train_runtime"] / r["steps"]) for m, rs in runs.items()}
+    peak = {m: min(r["peak_rss_mib"] for r in rs) for m, rs in runs.items()}
+    kto_step = best["kto"]["train_runtime"] / best["kto"]["steps"]
+    print(
+        f"tiny world, LoRA, CPU, {METHOD_STEPS} steps of 16 rows / 16 pairs; best of {repeats} alternating runs"
+    )
+    print(f"{'method':>8} {'s/step':>8} {'vs kto':>7} {'peak RSS MiB':>13} {'vs kto':>7}")
+    for m in METHODS:
+        step = best[m]["train_runtime"] / best[m]["steps"]
+        print(f"{m:>8} {step:>8.3f} {step / kto_step:>6.2f}x {peak[m]:>13.0f} {peak[m] / peak['kto']:>6.2f}x")
 
 
 # -- GPU variant (needs CUDA; not part of `make bench`) ------------------------------------------
@@ -284,5 +329,7 @@ if __name__ == "__main__":
         _child(sys.argv[2], Path(sys.argv[3]))
     elif "--gpu" in sys.argv:
         gpu_main()
+    elif "--methods" in sys.argv:
+        methods_main()
     else:
         main()

@@ -187,3 +187,48 @@ def test_kto_keeps_its_candidate_names_and_bad_settings_are_refused(tiny_config)
         tiny_config.replace(**{"training.method": "ppo"})
     with pytest.raises(ConfigError, match="rpo_alpha applies to dpo and ipo"):
         tiny_config.replace(**{"training.method": "orpo", "training.rpo_alpha": 1.0})
+
+
+@pytest.mark.slow
+def test_dpo_on_edit_pairs_and_simpo_raise_approval_in_a_round(
+    tmp_path, tiny_config, tiny_world, world
+) -> None:
+    """One on-policy round: the champion answers, users fix the answers they dislike (edits), and
+    DPO and SimPO each train on those edit pairs; KTO on the same round's thumbs for comparison."""
+    import random
+
+    from training.sampling import generate
+    from training.tiny_world import load
+
+    held_out = world.sample_prompts(300, "held_out", random.Random(21))
+
+    def approval(path: Path) -> float:
+        model, tokenizer = load(path)
+        answers = generate(model, tokenizer, held_out, seed=3)
+        return sum(world.approves(p, a) for p, a in zip(held_out, answers, strict=True)) / len(held_out)
+
+    model, tokenizer = load(Path(tiny_world))
+    prompts = world.sample_prompts(640, "train", random.Random(100))
+    answers = generate(model, tokenizer, prompts, seed=0)
+    rows = snapshot_rows(world, 640, seed=0)
+    pairs = []
+    for i, (row, prompt, answer) in enumerate(zip(rows, prompts, answers, strict=True)):
+        row.update(prompt=prompt, completion=answer, label=world.approves(prompt, answer))
+        if not row["label"]:  # the user edits the answer into the one they like
+            fixed = world.answers(prompt)["concise"]
+            pairs.append(
+                {**pair_rows(world, 1, seed=i)[0], "prompt": prompt, "chosen": fixed, "rejected": answer}
+            )
+    snap = write_snapshot(tmp_path / "lake" / "curated" / "round", rows, rows[:20], pairs=pairs)
+    before = approval(Path(tiny_world))
+    after = {}
+    for method in ("kto", "dpo", "simpo"):
+        config = tiny_config.replace(**{"training.method": method})
+        version = run(config, snapshot=snap, base_model=tiny_world)
+        after[method] = approval(Registry.from_config(config).path(version))
+    print(f"approval before {before:.3f}, after one round:", {m: round(a, 3) for m, a in after.items()})
+    print(f"{len(pairs)} edit pairs, {len(rows)} thumbed rows")
+    # Measured (seeded): 0.373 before; kto 0.583, dpo 0.503, simpo 0.497 after. 0.08 is about three
+    # standard errors of an approval measured on 300 prompts.
+    assert after["dpo"] > before + 0.08, (before, after)
+    assert after["simpo"] > before + 0.08, (before, after)
