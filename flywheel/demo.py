@@ -35,6 +35,11 @@ FIXED = {
     "ingest.metrics_port": 0,
     "evals.judge": "rubric",
     "evals.rubric": "flywheel.app_sim:rubric",
+    # The demo's nights move approval by 4-20 points, judged on a few dozen held-out prompts: the
+    # judged win rate cannot detect the smaller gains at that size (the gate report states the
+    # smallest effect it could), while the agreement with a few hundred held-out thumbs can. So the
+    # demo decides on agreement; the judge still controls length and turns drift vetoes into warnings.
+    "evals.primary_metric": "auc",
 }
 
 

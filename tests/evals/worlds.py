@@ -281,10 +281,11 @@ def main() -> None:  # pragma: no cover - the table for the notes: python -m tes
     root = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp())
     worlds = sys.argv[2].split(",") if len(sys.argv) > 2 else list(JUDGES)
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    parts = sys.argv[4].split(",") if len(sys.argv) > 4 else ["rounds", "bad"]
     base_config = cfgmod.defaults().replace(**{"paths.cache": str(SHARED_CACHE)})
     base = build(base_config)
     for world in worlds:
-        for budget in BUDGETS:
+        for budget in BUDGETS if "rounds" in parts else ():
             for judged in (True, False):
                 tag = f"{world}-{budget}-{'judge' if judged else 'nojudge'}"
                 folder = root / tag
@@ -316,7 +317,7 @@ def main() -> None:  # pragma: no cover - the table for the notes: python -m tes
                         f"unsup={rp.get('unsupported', {}).get('candidate', float('nan')):.2f} deg={rp.get('degenerate', {}).get('candidate', float('nan')):.2f}",
                         flush=True,
                     )
-        for judged in (True, False):
+        for judged in (True, False) if "bad" in parts else ():
             folder = root / f"{world}-bad-{'judge' if judged else 'nojudge'}"
             shutil.rmtree(folder, ignore_errors=True)
             config = base_config.replace(
@@ -336,10 +337,6 @@ def main() -> None:  # pragma: no cover - the table for the notes: python -m tes
                     f"{'PROMOTE' if r['promote'] else 'REJECT'} deciding={r['deciding']} vetoes={r['vetoes']} warn={r['warnings']}",
                     flush=True,
                 )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 BAD_KINDS = ("random", "rude", "filler", "copy", "flipped")
@@ -379,3 +376,7 @@ def run_bad_kinds(
             "metrics": decision.metrics,
         }
     return results
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -67,7 +67,10 @@ def test_one_round_raises_approval_and_ledger_records_every_step(
     gate = json.loads(Path(rec["decision"]["report_path"]).read_text())  # eval_report.json
     evidence = next(c for c in gate["checks"] if c["name"] == "min_evidence")
     agreement = gate["metrics"]["agreement"]
-    assert evidence["passed"] and rec["decision"]["reasons"][0].startswith("min_evidence: ")
+    assert evidence["passed"] and any(r.startswith("min_evidence: ") for r in rec["decision"]["reasons"])
+    # The deciding check leads the reasons (on promotion, the primary metric) and names the table's row.
+    assert rec["decision"]["deciding_check"] == "primary:auc"
+    assert rec["decision"]["reasons"][0].startswith("primary:auc: ")
     assert min(agreement["thumbs_up"], agreement["thumbs_down"]) >= cfg.evals.min_eval_rows_per_class == 20
     assert agreement["clusters"] >= cfg.evals.min_eval_clusters
 
