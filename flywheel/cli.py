@@ -162,6 +162,16 @@ def _nightly(args: argparse.Namespace, config: Any) -> int:
     return result.exit_code
 
 
+def _gc(args: argparse.Namespace, config: Any) -> int:
+    from flywheel.gc import collect
+
+    report = collect(config, keep_last=args.keep, dry_run=args.dry_run)
+    for path in report.versions + report.checkpoints + report.temp_folders:
+        print(path)
+    print(report.summary(), file=sys.stderr)
+    return EXIT_OK
+
+
 def _schedule(args: argparse.Namespace, config: Any) -> int:
     if args.next is not None:
         from flywheel.cronspec import next_fires
@@ -337,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd("status", _status, "show the champion, the candidates and the last decisions")
     cmd("nightly", _nightly, "one whole round: curate, train, gate, promote")
+    p = cmd(
+        "gc",
+        _gc,
+        "remove all but the newest registry.keep_last versions (never a champion, past or present), "
+        "finished training checkpoints and temporary report folders; prints what it removed",
+    )
+    p.add_argument("--keep", type=int, default=None, metavar="N", help="keep the newest N versions")
+    p.add_argument("--dry-run", action="store_true", help="print what would be removed; remove nothing")
     p = cmd("schedule", _schedule, "the always-on scheduler that runs `nightly` on its cron")
     p.add_argument(
         "--next",

@@ -130,7 +130,22 @@ def run(config: Config, stages: Stages | None = None, as_of: datetime | None = N
             ledger.doc["exit_code"] = 130
             ledger.finish("failed", "failed", f"interrupted during {step}; the next round resumes", exc)
             raise
+        if config.nightly.gc and ledger.doc.get("status") != "failed":
+            _collect_garbage(config, ledger)
         return RoundResult(dict(ledger.doc))
+
+
+def _collect_garbage(config: Config, ledger: Ledger) -> None:
+    """``nightly.gc``: remove old versions, finished checkpoints and temporary report folders after
+    the round; recorded as the record's ``gc``. A failure is logged and recorded, never the round's."""
+    from flywheel.gc import collect
+
+    try:
+        report = collect(config)
+        ledger.set(gc=report.to_dict())
+    except Exception as exc:  # gc never turns a good round into a failed one
+        log.warning("round %s: gc failed: %s: %s", ledger.run_id, type(exc).__name__, exc)
+        ledger.set(gc={"error": f"{type(exc).__name__}: {exc}"})
 
 
 def _round(

@@ -5,7 +5,8 @@ Layout under ``paths.registry``::
     models/<version>/          weights (safetensors), tokenizer, model card, config, metrics
     models/<version>/MANIFEST.json   sha256 and size of every file, written last
     champion                   the champion's version name, replaced atomically (write + fsync + rename)
-    history.jsonl              one JSON object per event: register, promote, rollback, reject
+    history.jsonl              one JSON object per event: register, promote, rollback, reject, gc
+    serving/current            symlink to the champion's folder (relative), replaced atomically
 
 A version holds regular files only, every one listed in its manifest: a symlink,
 a special file or a file the manifest does not list makes it unloadable
@@ -18,6 +19,11 @@ when complete, so a crash leaves either nothing or a complete version. The
 champion pointer is switched by ``os.replace``: a crash between writing a
 version and switching leaves the old champion in place. Every mutation holds
 an exclusive ``flock`` on ``.lock``.
+
+Files are readable by every user (folders 0755, files 0644, whatever the umask): a serving pod
+running as another user reads the champion. ``serving/current`` always points at the champion
+(switched with it), so a server can load one fixed path. ``remove`` deletes a version (``flywheel
+gc``), never the champion or a version that ever was one.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ class RegistryError(TerminalError):
 @dataclasses.dataclass(frozen=True)
 class HistoryEvent:
     ts: str
-    action: str  # register | promote | rollback | reject
+    action: str  # register | promote | rollback | reject | gc
     version: str
     previous: str | None
     reason: str
@@ -155,6 +161,21 @@ def _sha256_nofollow(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
         return h.hexdigest()
+
+
+def _readable(folder: Path) -> None:
+    """Folders 0755 and files 0644 under ``folder`` (and itself): the serving user may be another
+    one, and a umask of 077 (or a library writing through tempfile) would leave 0700/0600."""
+    os.chmod(folder, 0o755)
+    for current, dirs, files in os.walk(folder):
+        for name in dirs:
+            path = os.path.join(current, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)
+        for name in files:
+            path = os.path.join(current, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o644)
 
 
 def _last_line(lines: list[bytes]) -> int:
@@ -405,8 +426,8 @@ class Registry:
             os.fsync(f.fileno())
 
     def _sweep_staging(self) -> None:
-        """Remove staging folders left by processes that died (killed mid-write); never a live one."""
-        for folder in self.models.glob(".staging-*"):
+        """Remove staging (and removal) folders left by processes that died; never a live one."""
+        for folder in [*self.models.glob(".staging-*"), *self.models.glob(".removing-*")]:
             pid = folder.name.rsplit("-", 1)[-1]
             if not pid.isdigit():
                 continue
@@ -464,6 +485,7 @@ class Registry:
                 fh.write(json.dumps(manifest, indent=2, sort_keys=True))
                 fh.flush()
                 os.fsync(fh.fileno())
+            _readable(staging)
             with self._locked():
                 if (self.models / version).exists():
                     raise RegistryError(f"version {version} already exists", hint="pick another version name")
@@ -530,8 +552,27 @@ class Registry:
             f.write(version + "\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, pointer)
         fsync_dir(self.root)
+        self._point_serving(version)
+
+    @property
+    def serving_path(self) -> Path:
+        """``serving/current``: a symlink to the champion's folder that a server loads."""
+        return self.root / "serving" / "current"
+
+    def _point_serving(self, version: str) -> None:
+        """Point ``serving/current`` at ``version`` (relative, so it resolves on any mount of the
+        registry volume), atomically: a new link renamed over the old one."""
+        serving = self.serving_path.parent
+        serving.mkdir(exist_ok=True)
+        os.chmod(serving, 0o755)
+        tmp = serving / f".current.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(os.path.join("..", "models", version), tmp)
+        os.replace(tmp, self.serving_path)
+        fsync_dir(serving)
 
     def promote(self, version: str, reason: str, evidence: dict[str, Any] | None = None) -> None:
         """Make ``version`` the champion, after checking its files against their checksums.
@@ -559,6 +600,39 @@ class Registry:
         validate_version(version)
         with self._locked():
             self._append("reject", version, self._champion_or_none(), reason, evidence or {})
+
+    def ever_champions(self, events: list[HistoryEvent] | None = None) -> set[str]:
+        """Every version the history names as champion at some time (promoted or rolled back to)."""
+        return {
+            e.version
+            for e in (self.history() if events is None else events)
+            if e.action in ("promote", "rollback")
+        }
+
+    def remove(self, version: str, reason: str) -> int:
+        """Delete ``version`` (``flywheel gc``); returns the bytes freed. The champion and every
+        version in the champion history are refused: rollback and the gate's lineage need them.
+        The folder is renamed away under the lock first, so no reader sees half a version."""
+        with self._locked():
+            folder = self._folder(version)
+            if version == self._champion_or_none():
+                raise RegistryError(f"refusing to remove {version}: it is the champion")
+            if version in self.ever_champions():
+                raise RegistryError(
+                    f"refusing to remove {version}: it is in the champion history (rollback needs it)",
+                    hint="`flywheel status` shows the history; gc keeps every version that was champion",
+                )
+            size = sum(
+                int(meta.get("size", 0))
+                for meta in self.manifest(version)["files"].values()
+                if isinstance(meta, dict)
+            )
+            doomed = self.models / f".removing-{version}-{os.getpid()}"
+            os.rename(folder, doomed)
+            fsync_dir(self.models)
+            self._append("gc", version, self._champion_or_none(), reason, {"bytes": size})
+        shutil.rmtree(doomed, ignore_errors=True)
+        return size
 
     def lineage(self) -> list[str]:
         """The stack of champions implied by the history: promote pushes, rollback pops."""

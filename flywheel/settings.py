@@ -67,12 +67,21 @@ class RegistryConfig:
         "when it keeps the version",
     )
 
+    keep_last: int = setting(
+        10,
+        "`flywheel gc` keeps the newest this many versions (0 = all); the champion and every former "
+        "champion are always kept",
+    )
+
     def validate(self) -> list[str]:
-        return [
+        problems = [
             f"aliases: {name!r} -> {version!r}: both must be non-empty, on one line"
             for name, version in (self.aliases or {}).items()
             if not name.strip() or not version.strip() or "\n" in name + version
         ]
+        if self.keep_last < 0:
+            problems.append(f"keep_last must be >= 0 (0 keeps every version), got {self.keep_last}")
+        return problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +90,11 @@ class NightlyConfig:
 
     min_train_rows: int = setting(64, "a snapshot with fewer training rows skips training")
     resume: bool = setting(True, "re-use the snapshot and candidate of an interrupted round")
+    gc: bool = setting(
+        False,
+        "run `flywheel gc` after every round that did not fail (old versions, finished checkpoints, "
+        "temporary report folders)",
+    )
 
     def validate(self) -> list[str]:
         return [] if self.min_train_rows >= 1 else [f"min_train_rows must be >= 1, got {self.min_train_rows}"]
