@@ -25,8 +25,9 @@ import pyarrow as pa
 from curation import pii
 from curation.config import CurationConfig
 from curation.forget import tombstones
-from curation.lake import empty_table, window_files
+from curation.lake import attach, empty_table, window_files
 from curation.policy import Balance, balance
+from ingest.lake import Lake
 
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"\$([a-z_]+)")
@@ -120,7 +121,7 @@ def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
 
 def _source(
     con: duckdb.DuckDBPyConnection,
-    lake: Path,
+    lake: Lake,
     stream: str,
     first: dt.date,
     last: dt.date,
@@ -134,6 +135,7 @@ def _source(
     # carry it instead of the Kafka coordinates, and 13_fetch.sql reads the text back by it. It is
     # taken before the tombstones' filter, so it still names the row's place in its file.
     if files:
+        attach(con, lake)  # an object store's URLs are read through its pyarrow filesystem
         # a view cannot take parameters: the file list goes in as quoted literals
         listed = ", ".join(sql_literal(f) for f in files)
         scan = f"read_parquet([{listed}], union_by_name = true)"
@@ -178,15 +180,20 @@ def run_pipeline(
     cfg: CurationConfig,
     window: Window,
     versions: list[str] | None,
+    raw_lake: Lake | None = None,
 ) -> Result:
     """Build table ``final_rows`` (the snapshot's rows as keys, with a ``split`` column) and count
-    every step; :func:`curation.snapshot.write_splits` reads their text and writes them."""
+    every step; :func:`curation.snapshot.write_splits` reads their text and writes them.
+
+    ``raw_lake`` is where the raw lake is when not under ``lake`` (paths.raw_lake: another folder, or an
+    object store); the tombstones are always ``lake``'s (local)."""
     first = window.cutoff.date()
     last = window.as_of.date()
     forgotten = tombstones(lake)
-    inputs = _source(con, lake, "feedback", first, last, forgotten)
+    source = lake if raw_lake is None else raw_lake
+    inputs = _source(con, source, "feedback", first, last, forgotten)
     inputs.update(
-        _source(con, lake, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), last, forgotten)
+        _source(con, source, "traces", first - dt.timedelta(days=cfg.trace_lookback_days), last, forgotten)
     )
     inputs["tombstones"] = len(forgotten)
     params: dict[str, Any] = {

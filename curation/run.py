@@ -18,6 +18,7 @@ from typing import Any
 
 from curation import pairs as pair_mining
 from curation.errors import CurationError, DataQualityError
+from curation.lake import has_stream
 from curation.pipeline import Result, Window, connect, load_sql, run_pipeline
 from curation.policy import on_policy_versions, with_aliases
 from curation.snapshot import (
@@ -33,6 +34,7 @@ from curation.snapshot import (
 )
 from flywheel.config import write_resolved
 from flywheel.registry import Registry
+from ingest.lake import Lake, ObjectLake, is_url, open_lake
 
 # rows of the completion-length histogram in the summary
 LENGTHS_SAMPLE = 20_000
@@ -103,11 +105,19 @@ def _at(ts: str) -> dt.datetime:
 def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
     """Build (or find) the snapshot for ``as_of``; returns its folder. Prints nothing."""
     cfg = config.curation
-    lake = Path(config.paths.lake)
-    if not (lake / "raw" / "feedback").is_dir():
+    if is_url(config.paths.lake):
         raise CurationError(
-            f"no raw feedback under {lake / 'raw' / 'feedback'}",
-            hint="run `flywheel ingest` first, or point --lake at the lake it writes",
+            f"paths.lake = {config.paths.lake!r}: snapshots, tombstones and the spill are written under "
+            "paths.lake, which must be a local folder",
+            hint=f"keep the raw lake there with paths.raw_lake = {config.paths.lake!r} (or "
+            "FLYWHEEL_PATHS__RAW_LAKE) and set paths.lake (--lake) to a local folder",
+        )
+    lake = Path(config.paths.lake)
+    raw = open_lake(config.paths.raw_lake or config.paths.lake)
+    if not has_stream(raw, "feedback"):
+        raise CurationError(
+            f"no raw feedback under {_where(raw, 'feedback')}",
+            hint="run `flywheel ingest` first, or point --lake (paths.raw_lake) at the lake it writes",
         )
     window = Window.build(parse_as_of(as_of), cfg)
     from curation import quality
@@ -128,22 +138,33 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
     try:
         con = connect(cfg, spill)
         try:
-            return _build(config, con, lake, root, window, versions, version_note)
+            return _build(config, con, lake, raw, root, window, versions, version_note)
         finally:
             con.close()
     finally:
         shutil.rmtree(spill, ignore_errors=True)
 
 
+def _where(raw: Lake, stream: str) -> str:
+    return f"{raw}/raw/{stream}" if isinstance(raw, ObjectLake) else str(raw / "raw" / stream)
+
+
 def _build(
-    config: Any, con: Any, lake: Path, root: Path, window: Window, versions: Any, version_note: str
+    config: Any,
+    con: Any,
+    lake: Path,
+    raw: Lake,
+    root: Path,
+    window: Window,
+    versions: Any,
+    version_note: str,
 ) -> Path:
     cfg = config.curation
-    result = run_pipeline(con, lake, cfg, window, versions)
+    result = run_pipeline(con, lake, cfg, window, versions, raw_lake=raw)
     counts = result.counts
     if counts["read"] + counts["aged_out_by_date_folders"] == 0:
         raise CurationError(
-            f"no raw feedback in {lake / 'raw' / 'feedback'} up to {window.as_of.isoformat()}",
+            f"no raw feedback in {_where(raw, 'feedback')} up to {window.as_of.isoformat()}",
             hint="check --as-of, or run `flywheel ingest` until feedback has landed",
         )
     trained = result.class_counts["train"]
@@ -175,7 +196,15 @@ def _build(
                 "aged_out_before": window.cutoff.isoformat(),
                 "orphaned_before": window.grace_cutoff.isoformat(),
             },
-            "inputs": {"lake": str(lake.resolve()), **result.inputs},
+            "inputs": {
+                "lake": str(lake.resolve()),
+                **(
+                    {"raw_lake": str(raw if isinstance(raw, ObjectLake) else raw.resolve())}
+                    if raw != lake
+                    else {}
+                ),
+                **result.inputs,
+            },
             "config": dataclasses.asdict(cfg),
             "counts": counts,
             "class_counts": result.class_counts,

@@ -45,6 +45,7 @@ ENV_RESERVED = frozenset({"FLYWHEEL_CONFIG", "FLYWHEEL_LOG_LEVEL", "FLYWHEEL_LOG
 PATH_KEYS = frozenset(
     {
         ("paths", "lake"),
+        ("paths", "raw_lake"),
         ("paths", "registry"),
         ("paths", "runs"),
         ("paths", "cache"),
@@ -73,6 +74,11 @@ class PathsConfig:
     """Where the stages keep their files."""
 
     lake: str = setting("lake", "root of the Parquet lake: raw/, dlq/, curated/")
+    raw_lake: str = setting(
+        "",
+        "where ingest writes raw/ and dlq/ and curation reads them, when not under paths.lake: "
+        "a folder or s3://bucket/prefix, gs://bucket/prefix (snapshots stay in paths.lake)",
+    )
     registry: str = setting("registry", "root of the model registry: models/, champion pointer, history")
     runs: str = setting("runs", "nightly run ledger, the round lock and the scheduler's job store")
     cache: str = setting(".cache/flywheel", "local cache (the tiny world model, tokenizers)")
@@ -258,7 +264,8 @@ def load(
                 problems.append(f"{file}: top-level key {section!r} must be a [table]")
                 continue
             for key, value in table.items():
-                if (section, key) in PATH_KEYS and isinstance(value, str) and value:
+                # an object-store URL (s3://...) is not a path relative to anything
+                if (section, key) in PATH_KEYS and isinstance(value, str) and value and "://" not in value:
                     value = str(file.resolve().parent / Path(value).expanduser())
                 put(section, key, value, False, str(file), f"file {file}")
 
@@ -353,7 +360,7 @@ def to_toml(config: Config, only: tuple[str, ...] | None = None) -> str:
         for key, value in dataclasses.asdict(section).items():
             if value is None:
                 continue
-            if (name, key) in PATH_KEYS and isinstance(value, str) and value:
+            if (name, key) in PATH_KEYS and isinstance(value, str) and value and "://" not in value:
                 value = os.path.abspath(os.path.expanduser(value))
             out.append(f"{key} = {_toml_value(value)}")
         out.append("")

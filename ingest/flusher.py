@@ -1,6 +1,6 @@
 """Batches are decoded and written on one background thread while the consumer keeps fetching.
 
-Arrow's JSON reader, Parquet encoding, zstd and fsync all release the GIL, so
+Arrow's JSON reader, Parquet encoding, zstd, fsync and object-store uploads all release the GIL, so
 writing a batch overlaps with kafka-python decoding the next records. The
 consumer thread alone talks to Kafka (kafka-python's consumer is not
 thread-safe): it submits a batch here, and commits its offset only after
@@ -20,13 +20,13 @@ import dataclasses
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from ingest.batch import PartitionBatch
 from ingest.fastpath import bulk_table
+from ingest.lake import Lake, ObjectLake
 from ingest.retry import with_backoff
 from ingest.writer import BatchFiles, write_batch, write_parquet
 
@@ -76,7 +76,7 @@ class Job:
 
 
 class Flusher:
-    def __init__(self, lake: Path, cfg: Any, writers: int = 2, max_pending: int = 4) -> None:
+    def __init__(self, lake: Lake, cfg: Any, writers: int = 2, max_pending: int = 4) -> None:
         self.lake = lake
         self.cfg = cfg
         self.max_pending = max_pending
@@ -141,7 +141,13 @@ class Flusher:
             c.retry_backoff_s,
             c.retry_max_backoff_s,
             c.give_up_after_s,
-            hint="check free space and permissions of paths.lake; nothing was committed, a restart replays",
+            hint=(
+                "check the bucket, the credentials and the endpoint (AWS_ENDPOINT_URL, AWS_PROFILE, "
+                "GOOGLE_APPLICATION_CREDENTIALS)"
+                if isinstance(self.lake, ObjectLake)
+                else "check free space and permissions of paths.lake"
+            )
+            + "; nothing was committed, a restart replays",
         )
 
     def completed(self, wait: bool = False) -> list[tuple[Job, BatchFiles]]:

@@ -10,16 +10,95 @@ is assigned, `existing_batches` lists the batches already on disk, and the
 consumer cuts a replayed batch at exactly the offset where the earlier one
 ended. Temporary files are hidden (``.<name>.<unique>.tmp``) so no reader's
 ``*.parquet`` glob ever sees them.
+
+The lake is a local folder or an object store, by its URL: ``s3://bucket/prefix`` (S3 and
+S3-compatible stores), ``gs://bucket/prefix`` (Google Cloud Storage), through pyarrow's
+filesystems, which take the endpoint and credentials from the standard variables and files
+(``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE`` and
+``~/.aws``, ``AWS_REGION``; ``GOOGLE_APPLICATION_CREDENTIALS``). An object appears whole or not
+at all, so there a batch is one plain write of each file: no temporary name, no rename.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
+from flywheel.errors import ConfigError
+
 KINDS = ("raw", "dlq")
 TMP_SUFFIX = ".tmp"
+# URL schemes of the object stores the lake may live in (pyarrow.fs.FileSystem.from_uri).
+OBJECT_SCHEMES = ("s3", "gs", "gcs")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectLake:
+    """A lake in an object store: its URL, pyarrow filesystem and root path inside it."""
+
+    url: str  # s3://bucket/prefix, as configured, without a trailing slash
+    fs: pafs.FileSystem
+    root: str  # bucket/prefix: the filesystem's path of the lake
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+    def path(self, *parts: str) -> str:
+        return "/".join((self.root, *parts))
+
+    def uri(self, path: str) -> str:
+        """A filesystem path of this lake as a URL (what DuckDB and the logs are given)."""
+        return f"{self.scheme}://{path}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+Lake = Path | ObjectLake
+
+
+def is_url(value: str | os.PathLike[str]) -> bool:
+    return "://" in str(value)
+
+
+def open_lake(value: str | os.PathLike[str]) -> Lake:
+    """``paths.lake`` as a local folder (a Path) or an object-store lake (from its URL).
+
+    Creating the filesystem reads the credentials and, for S3, may ask the bucket's region;
+    a URL of another scheme, or one pyarrow cannot open, is a configuration error."""
+    text = str(value)
+    if not is_url(text):
+        return Path(text)
+    scheme = text.split("://", 1)[0].lower()
+    if scheme == "file":
+        return Path(text.split("://", 1)[1])
+    if scheme not in OBJECT_SCHEMES:
+        raise ConfigError(
+            [
+                f"paths.lake = {text!r}: {scheme}:// is not a lake this version can write; use a "
+                "local folder, s3://bucket/prefix (S3 or an S3-compatible store: set "
+                "AWS_ENDPOINT_URL) or gs://bucket/prefix"
+            ]
+        )
+    url = text.rstrip("/")
+    try:
+        fs, root = pafs.FileSystem.from_uri(url)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            [
+                f"paths.lake = {text!r} cannot be opened ({exc}); check the bucket name and the "
+                "credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE, AWS_ENDPOINT_URL and AWS_REGION for "
+                "S3-compatible stores, GOOGLE_APPLICATION_CREDENTIALS for gs://)"
+            ]
+        ) from exc
+    if not root.strip("/"):
+        raise ConfigError([f"paths.lake = {text!r} names no bucket: use s3://bucket/prefix"])
+    return ObjectLake(url, fs, root.rstrip("/"))
 
 
 def file_name(topic: str, partition: int, first: int, last: int) -> str:
@@ -39,10 +118,28 @@ def parse_name(name: str) -> tuple[str, int, int, int] | None:
         return None
 
 
+def date_name(day: int) -> str:
+    """``dt=YYYY-MM-DD`` of the event date ``day`` (days since 1970-01-01, UTC)."""
+    return f"dt={(dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()}"
+
+
 def date_folder(lake: Path, kind: str, stream: str, day: int) -> Path:
     """Folder of the event date ``day`` (days since 1970-01-01, UTC)."""
-    date = dt.date(1970, 1, 1) + dt.timedelta(days=day)
-    return lake / kind / stream / f"dt={date.isoformat()}"
+    return lake / kind / stream / date_name(day)
+
+
+def object_files(lake: ObjectLake, kind: str, stream: str) -> list[tuple[str, str]]:
+    """(``dt=`` folder name, object path) of every lake file of ``stream`` in ``kind``, by path."""
+    selector = pafs.FileSelector(lake.path(kind, stream), recursive=True, allow_not_found=True)
+    found = []
+    for info in lake.fs.get_file_info(selector):
+        if info.type != pafs.FileType.File:
+            continue
+        folder, _, name = info.path.rpartition("/")
+        parent = folder.rpartition("/")[2]
+        if parent.startswith("dt=") and parse_name(name) and folder == lake.path(kind, stream, parent):
+            found.append((parent, info.path))
+    return sorted(found, key=lambda f: f[1])
 
 
 def _date_dirs(lake: Path, stream: str) -> list[Path]:
@@ -54,10 +151,17 @@ def _date_dirs(lake: Path, stream: str) -> list[Path]:
     return out
 
 
-def existing_batches(lake: Path, stream: str, topic: str, partition: int) -> dict[int, int]:
+def existing_batches(lake: Lake, stream: str, topic: str, partition: int) -> dict[int, int]:
     """First offset -> last offset of every batch of ``topic[partition]`` already in the lake."""
     found: dict[int, int] = {}
     prefix = f"{topic}-{partition}-"
+    if isinstance(lake, ObjectLake):
+        for kind in KINDS:
+            for _, path in object_files(lake, kind, stream):
+                parts = parse_name(path.rpartition("/")[2])
+                if parts and parts[0] == topic and parts[1] == partition:
+                    found[parts[2]] = parts[3]
+        return found
     for folder in _date_dirs(lake, stream):
         for entry in os.scandir(folder):
             if not entry.name.startswith(prefix):
@@ -68,12 +172,15 @@ def existing_batches(lake: Path, stream: str, topic: str, partition: int) -> dic
     return found
 
 
-def remove_stale_temps(lake: Path, stream: str, topic: str, partition: int) -> int:
+def remove_stale_temps(lake: Lake, stream: str, topic: str, partition: int) -> int:
     """Delete temporary files a killed writer of ``topic[partition]`` left behind; returns how many.
 
     Only called for partitions this process has just been assigned, so no live
     writer can own them (the previous owner flushed or died before the handover).
+    An object-store lake has none: its writer never makes temporary objects.
     """
+    if isinstance(lake, ObjectLake):
+        return 0
     removed = 0
     prefix = f".{topic}-{partition}-"
     for folder in _date_dirs(lake, stream):

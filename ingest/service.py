@@ -33,7 +33,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -93,7 +92,7 @@ class IngestService:
     def __init__(self, config: Any, stop: threading.Event | None = None) -> None:
         self.config = config
         self.cfg = config.ingest
-        self.lake = Path(config.paths.lake)
+        self.lake = lake_layout.open_lake(config.paths.raw_lake or config.paths.lake)
         self.streams = config.kafka.streams()
         self.stop = stop or threading.Event()
         self.stats = IngestStats()

@@ -3,11 +3,14 @@
 One batch of one partition becomes at most one file per event date in
 ``raw/`` and one per date in ``dlq/``, all named after the batch's first and
 last offsets. `write_batch` only returns once every file is renamed into place
-and its folder fsynced: the caller may then, and only then, commit offsets.
+and its folder fsynced (local lake) or every object's upload is acknowledged (object store:
+an object appears whole or not at all, so it is written under its final name): the caller
+may then, and only then, commit offsets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import uuid
@@ -16,11 +19,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from flywheel.errors import TerminalError
 from flywheel.fsutil import fsync_dir
 from ingest import lake as lake_layout
+from ingest.lake import Lake, ObjectLake
 from ingest.schema import COLUMNS
 
 _US_PER_DAY = 86_400_000_000
@@ -92,7 +97,7 @@ class DeadLetter:
 
 @dataclasses.dataclass
 class BatchFiles:
-    paths: list[Path]
+    paths: list[Path] | list[str]  # local files, or object URLs
     rows: int
     dead_letters: int
 
@@ -182,6 +187,13 @@ def _check_same_log(new: Path, old: Path, topic: str, partition: int) -> None:
     has are allowed: a new version of the validator may judge a record differently.)"""
     columns = ["_offset", "_kafka_timestamp"]
     before, after = (pq.read_table(path, columns=columns).to_pydict() for path in (old, new))
+    _same_log(before, after, str(old), topic, partition)
+
+
+def _same_log(
+    before: dict[str, list[Any]], after: dict[str, list[Any]], old: str, topic: str, partition: int
+) -> None:
+    """`_check_same_log` on the two files' ``_offset`` and ``_kafka_timestamp`` columns."""
     stamps = dict(zip(before["_offset"], before["_kafka_timestamp"], strict=True))
     shared = [(o, t) for o, t in zip(after["_offset"], after["_kafka_timestamp"], strict=True) if o in stamps]
     differ = [(o, t) for o, t in shared if stamps[o] != t]
@@ -201,8 +213,44 @@ def _check_same_log(new: Path, old: Path, topic: str, partition: int) -> None:
     )
 
 
+def _write_objects(
+    lake: ObjectLake, parts: list[tuple[str, pa.Table]], name: str, topic: str, partition: int
+) -> list[str]:
+    """Write each (folder, table) as the object ``<folder>/<name>``; returns their URLs.
+
+    Every table is encoded in memory first, and every existing object of one of the names (a
+    replay after a crash) is compared with `_same_log` before anything is written: a different
+    log under the name stops the batch with nothing written. Each upload is one stream closed
+    only when the table is whole in memory, and ``close`` returns once the store acknowledged it
+    (a failed upload raises and leaves no object), so on return every object is durable."""
+    columns = ["_offset", "_kafka_timestamp"]
+    encoded = []
+    for folder, table in parts:
+        path = f"{folder}/{name}"
+        if lake.fs.get_file_info(path).type == pafs.FileType.File:
+            before = pq.read_table(path, columns=columns, filesystem=lake.fs).to_pydict()
+            _same_log(before, table.select(columns).to_pydict(), lake.uri(path), topic, partition)
+        sink = pa.BufferOutputStream()
+        write_parquet(table, sink)
+        encoded.append((path, sink.getvalue()))
+    for path, data in encoded:
+        out = lake.fs.open_output_stream(path)
+        try:
+            out.write(data)
+        except BaseException:
+            # pyarrow's streams cannot abort an upload: finish it and remove the object, so no
+            # partial object stays (nothing is committed; the replay writes the name again)
+            with contextlib.suppress(Exception):
+                out.close()
+            with contextlib.suppress(Exception):
+                lake.fs.delete_file(path)
+            raise
+        out.close()
+    return [lake.uri(path) for path, _ in encoded]
+
+
 def write_batch(
-    lake: Path,
+    lake: Lake,
     stream: str,
     topic: str,
     partition: int,
@@ -221,8 +269,12 @@ def write_batch(
          of that name holding other records of the partition is never replaced: see _check_same_log);
       3. every folder touched (and the parent of any folder created) is fsynced so the renames survive a crash.
     An exception anywhere leaves at most hidden temp files, which the next owner of the partition removes.
+    In an object store (``lake`` an ObjectLake) each table is one object under its final name instead:
+    see `_write_objects`.
     """
     name = lake_layout.file_name(topic, partition, first, last)
+    if isinstance(lake, ObjectLake):
+        return _write_batch_objects(lake, stream, topic, partition, name, table, letters, ingested_at_ms)
     created: set[Path] = set()
     pending: list[tuple[Path, Path]] = []
     try:
@@ -249,6 +301,29 @@ def write_batch(
     for folder in {final.parent for _, final in pending} | created:
         fsync_dir(folder)
     return BatchFiles([final for _, final in pending], rows, len(letters))
+
+
+def _write_batch_objects(
+    lake: ObjectLake,
+    stream: str,
+    topic: str,
+    partition: int,
+    name: str,
+    table: pa.Table | None,
+    letters: list[DeadLetter],
+    ingested_at_ms: int,
+) -> BatchFiles:
+    parts: list[tuple[str, pa.Table]] = []
+    rows = table.num_rows if table is not None else 0
+    if table is not None and rows:
+        times = np.asarray(table.column("event_time").cast(pa.int64()).to_numpy())
+        for day, part in _split_by_day(table, times // _US_PER_DAY):
+            parts.append((lake.path("raw", stream, lake_layout.date_name(day)), part))
+    if letters:
+        dead = dead_letter_table(topic, partition, letters, ingested_at_ms)
+        for day, part in _split_by_day(dead, np.array([d.day for d in letters])):
+            parts.append((lake.path("dlq", stream, lake_layout.date_name(day)), part))
+    return BatchFiles(_write_objects(lake, parts, name, topic, partition), rows, len(letters))
 
 
 def kafka_day(timestamp_ms: int | None, fallback_ms: int) -> int:
