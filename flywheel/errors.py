@@ -1,40 +1,19 @@
 """Error families shared by every stage.
 
-Two families (see STYLE.md, "Errors"): *terminal* errors (bad records, bad
-config, failed data-quality checks) are never retried; *transient* errors
-(broker or disk hiccups) are retried with backoff by the code that owns the
-resource. Every error carries a ``hint``: what to run or change next. The
-command line prints ``message`` and ``hint`` without a traceback and exits with
-``exit_code``.
+Two families: *terminal* errors (bad records, bad config, failed data-quality
+checks) are never retried; *transient* errors (broker or disk hiccups) are
+retried with backoff by the code that owns the resource. Every error carries
+a ``hint``: what to run or change next. The command line prints ``message``
+and ``hint`` without a traceback and exits with ``exit_code``.
 """
 
 from __future__ import annotations
 
+# The three families live in the light flywheel-events distribution (clients/python), whose
+# producer raises them in apps that do not install flywheel; these are the same classes.
+from flywheel_events.errors import FlywheelError, TerminalError, TransientError
 
-class FlywheelError(Exception):
-    """Base class. ``exit_code`` is what the command line returns."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message}\n  hint: {self.hint}"
-        return self.message
-
-
-class TerminalError(FlywheelError):
-    """Retrying will not help: the input or the configuration must change."""
-
-
-class TransientError(FlywheelError):
-    """A resource hiccup; the owner retries with backoff before giving up."""
-
-    exit_code = 75  # EX_TEMPFAIL: a supervisor may restart us
+__all__ = ["ConfigError", "FlywheelError", "TerminalError", "TransientError"]
 
 
 class ConfigError(TerminalError):
