@@ -124,27 +124,51 @@ def _eval(args: argparse.Namespace, config: Any) -> int:
 def _register(args: argparse.Namespace, config: Any) -> int:
     from flywheel.registry import Registry
 
-    version = Registry.from_config(config).register(
+    registry = Registry.from_config(config)
+    previous = registry.champion() if args.champion else None
+    version = registry.register(
         args.path, champion=args.champion, version=args.version, aliases=tuple(args.alias or ())
     )
     print(version)
+    if args.champion:
+        _hand_off(config, version, previous, f"registered from {args.path} as champion", "promote")
     return EXIT_OK
 
 
 def _promote(args: argparse.Namespace, config: Any) -> int:
     from flywheel.registry import Registry
 
-    Registry.from_config(config).promote(args.version, reason=args.reason)
+    registry = Registry.from_config(config)
+    previous = registry.champion()
+    registry.promote(args.version, reason=args.reason)
     print(f"champion is now {args.version}")
+    _hand_off(config, args.version, previous, args.reason, "promote")
     return EXIT_OK
 
 
 def _rollback(args: argparse.Namespace, config: Any) -> int:
     from flywheel.registry import Registry
 
-    version = Registry.from_config(config).rollback(reason=args.reason)
+    registry = Registry.from_config(config)
+    previous = registry.champion()
+    version = registry.rollback(reason=args.reason)
     print(f"rolled back; champion is now {version}")
+    _hand_off(config, version, previous, args.reason, "rollback")
     return EXIT_OK
+
+
+def _hand_off(config: Any, version: str, previous: str | None, reason: str, action: str) -> None:
+    """Promotion hooks (serving.*) after a switch; a failed one is reported on stderr, the switch
+    stands (exit 0)."""
+    from flywheel.hooks import on_promote
+
+    for result in on_promote(config, version, previous, reason, action):
+        if not result.ok:
+            print(
+                f"flywheel: warning: {result.kind} hook {result.target} failed after {result.attempts} "
+                f"attempt(s): {result.detail}; the champion is {version} regardless",
+                file=sys.stderr,
+            )
 
 
 def _status(args: argparse.Namespace, config: Any) -> int:

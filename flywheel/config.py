@@ -89,7 +89,14 @@ def _sections() -> dict[str, type]:
     # without import cycles; each stage owns its section.
     from curation.config import CurationConfig
     from evals.config import EvalsConfig
-    from flywheel.settings import DemoConfig, NightlyConfig, RegistryConfig, SchedulerConfig, SimulateConfig
+    from flywheel.settings import (
+        DemoConfig,
+        NightlyConfig,
+        RegistryConfig,
+        SchedulerConfig,
+        ServingConfig,
+        SimulateConfig,
+    )
     from ingest.config import IngestConfig, KafkaConfig
     from training.config import TrainingConfig
 
@@ -102,6 +109,7 @@ def _sections() -> dict[str, type]:
         "training": TrainingConfig,
         "evals": EvalsConfig,
         "registry": RegistryConfig,
+        "serving": ServingConfig,
         "nightly": NightlyConfig,
         "scheduler": SchedulerConfig,
         "demo": DemoConfig,

@@ -227,6 +227,7 @@ def _round(
         else:
             registry.promote(candidate, reason=f"nightly {ledger.run_id}: {reason}", evidence=evidence)
             ledger.end("promote", "done", f"champion {champion} -> {candidate}")
+            _hand_off(config, ledger, candidate, champion, f"nightly {ledger.run_id}: {reason}")
         outcome, message = "promoted", f"promoted {candidate} (was {champion}): {reason}"
     else:
         if not any(e.action == "reject" and e.version == candidate for e in registry.history()):
@@ -236,6 +237,20 @@ def _round(
     ledger.set(champion_after=registry.champion())
     ledger.finish("completed", outcome, message)
     log.info("round %s: %s", ledger.run_id, message)
+
+
+def _hand_off(config: Config, ledger: Ledger, version: str, previous: str | None, reason: str) -> None:
+    """Run the promotion hooks (serving.*) after the switch; their outcome is the record's
+    ``hooks``. A failed hook is logged and recorded; the switch stands and the round is promoted."""
+    from flywheel.hooks import on_promote
+
+    try:
+        results = [r.to_dict() for r in on_promote(config, version, previous, reason)]
+    except Exception as exc:  # a hook never undoes or fails a promotion
+        log.error("round %s: promote hooks failed: %s: %s", ledger.run_id, type(exc).__name__, exc)
+        results = [{"kind": "hooks", "ok": False, "detail": f"{type(exc).__name__}: {exc}"}]
+    if results:
+        ledger.set(hooks=results)
 
 
 def _skip_reason(

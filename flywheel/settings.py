@@ -85,6 +85,40 @@ class RegistryConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServingConfig:
+    """The hand-off to serving: hooks run after every champion switch (flywheel.hooks)."""
+
+    on_promote_command: str = setting(
+        "",
+        "command run after the champion changes, with the JSON body on stdin and CHAMPION_VERSION, "
+        "CHAMPION_PATH, SERVING_PATH, PREVIOUS_CHAMPION, PROMOTE_REASON in its environment, e.g. "
+        '"infra/k8s/roll-serving.sh" (split like a shell line; no shell)',
+    )
+    on_promote_webhook: str = setting(
+        "", "URL the JSON body (version, path, previous, reason) is POSTed to after the champion changes"
+    )
+    hook_retries: int = setting(3, "retries of a failed hook (so 1 + this many attempts)")
+    hook_backoff_s: float = setting(2.0, "wait before the first retry; doubled before each next one")
+    hook_timeout_s: float = setting(60.0, "one attempt of a hook is stopped after this long")
+
+    def validate(self) -> list[str]:
+        problems = []
+        url = self.on_promote_webhook
+        if url and not url.startswith(("http://", "https://")):
+            problems.append(f"on_promote_webhook must be an http:// or https:// URL, got {url!r}")
+        if self.on_promote_command:
+            import shlex
+
+            try:
+                shlex.split(self.on_promote_command)
+            except ValueError as exc:
+                problems.append(f"on_promote_command cannot be split like a shell line: {exc}")
+        if self.hook_retries < 0 or self.hook_backoff_s < 0 or self.hook_timeout_s <= 0:
+            problems.append("hook_retries and hook_backoff_s must be >= 0, hook_timeout_s > 0")
+        return problems
+
+
+@dataclasses.dataclass(frozen=True)
 class NightlyConfig:
     """One round: curate, train, gate, promote."""
 

@@ -88,7 +88,68 @@ def plot(curve_data: dict[str, list[list[float]]], path: Path) -> None:
     plt.close(fig)
 
 
-def model_card(version: str, meta: dict[str, Any], metrics: dict[str, Any], config_toml: str) -> str:
+def hub_id(base_path: Path) -> str | None:
+    """The Hugging Face id the base descends from, for the card's ``base_model``: the base's own
+    card's (a candidate carries it along the chain of champions), else its config's
+    ``_name_or_path`` when that is a Hub id (``org/name``, not a local path); None when unknown."""
+    card = base_path / "model_card.md"
+    if card.is_file():
+        from huggingface_hub import ModelCard
+
+        found = ModelCard.load(card).data.to_dict().get("base_model")
+        if isinstance(found, str) and found:
+            return found
+    try:
+        name = json.loads((base_path / "config.json").read_text(encoding="utf-8")).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    hub_like = isinstance(name, str) and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    return name if hub_like and not Path(name).exists() else None
+
+
+def card_data(meta: dict[str, Any], metrics: dict[str, Any], base_model: str | None = None) -> Any:
+    """Hugging Face model card metadata (the YAML front matter the Hub and vLLM/TGI tooling read):
+    base model, the snapshot as dataset, the metrics logged, the library that loads the folder."""
+    from huggingface_hub import ModelCardData
+
+    method = str(metrics.get("method", "kto"))
+    curves = metrics.get("curves") or {}
+    lora = meta.get("mode") == "lora"
+    return ModelCardData(
+        base_model=base_model or str(meta["base_version"]),
+        datasets=[str(meta["snapshot_id"])],
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["flywheel", method, "trl", *(["peft", "lora"] if lora else [])],
+        metrics=sorted(name for name, value in curves.items() if isinstance(value, dict)),
+        flywheel={
+            "method": method,
+            "mode": meta.get("mode"),
+            "snapshot_id": meta["snapshot_id"],
+            "base_version": meta["base_version"],
+            "steps": metrics.get("steps"),
+            "train_loss": metrics.get("train_loss"),
+            # the LoRA adapter beside the merged weights, loadable with PEFT or vLLM's --lora-modules
+            "adapter": "adapter/" if lora else None,
+        },
+    )
+
+
+def model_card(
+    version: str,
+    meta: dict[str, Any],
+    metrics: dict[str, Any],
+    config_toml: str,
+    base_model: str | None = None,
+) -> str:
+    """The model card: Hugging Face metadata (:func:`card_data`) as front matter, then the story."""
+    from huggingface_hub import ModelCard
+
+    body = _card_body(version, meta, metrics, config_toml)
+    return str(ModelCard(f"---\n{card_data(meta, metrics, base_model).to_yaml()}\n---\n\n{body}"))
+
+
+def _card_body(version: str, meta: dict[str, Any], metrics: dict[str, Any], config_toml: str) -> str:
     method = str(metrics.get("method", "kto"))
     choice = metrics.get("method_choice") or {}
     reference = "and reference" if method in ("kto", "dpo", "ipo") else "no reference: reference-free method"
@@ -101,7 +162,12 @@ def model_card(version: str, meta: dict[str, Any], metrics: dict[str, Any], conf
         + (f" (chosen by `auto`: {choice['reason']})" if choice.get("configured") == "auto" else ""),
         f"- snapshot: `{meta['snapshot_id']}`",
         f"- base ({reference}): `{meta['base_version']}`",
-        f"- mode: {meta['mode']}",
+        f"- mode: {meta['mode']}"
+        + (
+            " (merged into the weights here; the adapter alone is in `adapter/`)"
+            if meta["mode"] == "lora"
+            else ""
+        ),
     ]
     if "rows" in metrics:
         lines += [

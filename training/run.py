@@ -13,8 +13,8 @@ Steps, each safe to repeat:
    with adapters off), or full fine-tuning (the reference is the base, its log-probs
    precomputed). Checkpoints go to ``<work_dir>/<version>/``; a rerun of the same round resumes
    from the newest one.
-4. Merge the adapter, and stage the candidate: safetensors weights, tokenizer, model card,
-   resolved config, metrics and curves. The registry renames it into place only when complete.
+4. Save the LoRA adapter (``adapter/``), merge it, and stage the candidate: safetensors weights,
+   tokenizer, a Hugging Face model card with metadata, resolved config, metrics and curves. The registry renames it into place only when complete.
 """
 
 from __future__ import annotations
@@ -131,9 +131,15 @@ def run(
     finally:
         torch.set_num_threads(threads)  # the trainer may pin one thread for a tiny model
 
+    from accelerate import PartialState
+
+    state = PartialState()  # under `accelerate launch`: one of several processes, each on its shard
+    if not state.is_main_process:
+        # Only the main process writes registry artifacts; the others wait until it has staged
+        # the candidate, so every process returns the same, complete version.
+        state.wait_for_everyone()
+        return version
     model = trainer.model
-    if training.mode == "lora":
-        model = model.merge_and_unload()
     curve_data = artifacts.curves(trainer.state.log_history)
     metrics = {
         "version": version,
@@ -158,14 +164,22 @@ def run(
         "method": method,
     }
     with registry.stage(version, metadata=meta) as folder:
+        if training.mode == "lora":
+            # The adapter alone first (PEFT's adapter_model.safetensors + adapter_config.json, for
+            # vLLM --lora-modules or PeftModel), then the merged weights a server loads directly.
+            model.save_pretrained(folder / "adapter", safe_serialization=True)
+            model = model.merge_and_unload()
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         write_resolved(config, folder / "config.toml")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
         (folder / "curves.json").write_text(json.dumps(curve_data), encoding="utf-8")
         artifacts.plot(curve_data, folder / "curves.png")
-        card = artifacts.model_card(version, meta, metrics, to_toml(config, only=("training",)))
+        card = artifacts.model_card(
+            version, meta, metrics, to_toml(config, only=("training",)), artifacts.hub_id(base.path)
+        )
         (folder / "model_card.md").write_text(card, encoding="utf-8")
+    state.wait_for_everyone()  # the other processes return once the candidate is in place
     log.info("candidate %s: method %s (%s)", version, method, choice.reason)
     for warning in metrics["curves"]["warnings"]:
         log.warning("candidate %s: %s", version, warning)

@@ -14,6 +14,7 @@ from flywheel.cronspec import cron_problem
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 YAMLS = sorted([*INFRA.rglob("*.yml"), *INFRA.rglob("*.yaml")])
 TOMLS = sorted(INFRA.rglob("*.toml"))
+ROLL_VLLM = INFRA / "hooks" / "roll_vllm.py"
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
@@ -25,7 +26,7 @@ def _k8s(kind: str) -> list[dict[str, Any]]:
 
 
 def test_every_shipped_file_is_covered() -> None:
-    known = {*YAMLS, *TOMLS, INFRA / "Dockerfile", INFRA / "README.md"}
+    known = {*YAMLS, *TOMLS, INFRA / "Dockerfile", INFRA / "README.md", ROLL_VLLM}
     shipped = {p for p in INFRA.rglob("*") if p.is_file()}
     assert shipped == known, f"files no test loads: {sorted(shipped - known)}"
     assert len(YAMLS) >= 10 and len(TOMLS) >= 2
@@ -161,3 +162,82 @@ def test_production_configs_train_a_real_model_and_judge_with_an_endpoint(tmp_pa
             assert "secretKeyRef" in env[key]["valueFrom"]
     compose = _docs(INFRA / "docker-compose.yml")[0]["services"]["scheduler"]["environment"]
     assert shipped["compose.toml"].evals.judge_api_key_env in compose and "FLYWHEEL_CONFIG" in compose
+
+
+def test_vllm_serves_the_champion_from_the_registry_volume_as_another_user(tmp_path: Path) -> None:
+    vllm = next(d for d in _k8s("Deployment") if d["metadata"]["name"] == "vllm-champion")
+    pod = vllm["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"].startswith("vllm/vllm-openai:")
+    config = _configmap_config(tmp_path)
+    assert f"--model={config.paths.registry}/serving/current" in container["args"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "data")
+    assert mount["readOnly"] is True and config.paths.registry.startswith(mount["mountPath"])
+    flywheel_uid = _k8s("CronJob")[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["securityContext"]
+    assert pod["securityContext"]["runAsUser"] != flywheel_uid["runAsUser"]  # reads by the 0644 modes
+    assert pod["enableServiceLinks"] is False
+    # The rounds run as the service account the Role lets patch exactly this Deployment.
+    role = next(r for r in _k8s("Role") if r["metadata"]["name"] == "roll-vllm-champion")
+    assert role["rules"][0]["resourceNames"] == ["vllm-champion"] and "patch" in role["rules"][0]["verbs"]
+    binding = _k8s("RoleBinding")[0]
+    for spec in _flywheel_pods():
+        if spec["containers"][0]["args"][0] in ("nightly", "schedule"):
+            assert spec["serviceAccountName"] == binding["subjects"][0]["name"]
+    assert config.serving.on_promote_command.endswith("infra/hooks/roll_vllm.py")
+    assert "serving-vllm.yaml" in _docs(INFRA / "k8s" / "kustomization.yaml")[0]["resources"]
+    assert "COPY infra/hooks ./infra/hooks" in (INFRA / "Dockerfile").read_text()
+
+
+def test_roll_vllm_patches_the_deployment_like_rollout_restart(tmp_path: Path) -> None:
+    """The hook script against a loopback stand-in of the Kubernetes API (one PATCH recorded)."""
+    import http.server
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_PATCH(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, self.headers["Authorization"], body))
+            self.send_response(
+                200 if self.headers["Content-Type"].startswith("application/strategic") else 415
+            )
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("tok123\n")
+    (sa / "namespace").write_text("flywheel")
+    env = {
+        **os.environ,
+        "K8S_API": f"http://127.0.0.1:{server.server_address[1]}",
+        "K8S_SA_DIR": str(sa),
+        "CHAMPION_VERSION": "kto-abc",
+    }
+    try:
+        done = subprocess.run([sys.executable, str(ROLL_VLLM)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        [(path, auth, body)] = seen
+        assert path == "/apis/apps/v1/namespaces/flywheel/deployments/vllm-champion"
+        assert auth == "Bearer tok123"
+        notes = body["spec"]["template"]["metadata"]["annotations"]
+        assert notes["flywheel/champion"] == "kto-abc" and "kubectl.kubernetes.io/restartedAt" in notes
+        failed = subprocess.run(
+            [sys.executable, str(ROLL_VLLM)],
+            env={**env, "K8S_SA_DIR": str(tmp_path / "none")},
+            capture_output=True,
+        )
+        assert failed.returncode == 1 and b"no service-account credentials" in failed.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

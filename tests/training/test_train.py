@@ -20,6 +20,7 @@ from training.run import run
 
 CANDIDATE_FILES = {
     "MANIFEST.json",
+    "adapter",
     "chat_template.jinja",
     "config.json",
     "config.toml",
