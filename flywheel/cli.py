@@ -181,9 +181,15 @@ def _status(args: argparse.Namespace, config: Any) -> int:
 def _nightly(args: argparse.Namespace, config: Any) -> int:
     from flywheel.nightly import run
 
-    result = run(config)
-    print(result.summary())
-    return result.exit_code
+    try:
+        result = run(config)
+        print(result.summary())
+        return result.exit_code
+    finally:
+        if args.metrics_textfile:  # also after a failed or interrupted round
+            from flywheel.monitor import write_textfile
+
+            write_textfile(config.paths.runs, args.metrics_textfile)
 
 
 def _gc(args: argparse.Namespace, config: Any) -> int:
@@ -370,7 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="manual rollback", help="recorded in the history")
 
     cmd("status", _status, "show the champion, the candidates and the last decisions")
-    cmd("nightly", _nightly, "one whole round: curate, train, gate, promote")
+    p = cmd("nightly", _nightly, "one whole round: curate, train, gate, promote")
+    p.add_argument(
+        "--metrics-textfile",
+        default=None,
+        metavar="PATH",
+        help="after the round, write the scheduler's metrics there for node-exporter's textfile "
+        "collector (CronJob mode), e.g. /var/lib/node-exporter/flywheel.prom",
+    )
     p = cmd(
         "gc",
         _gc,

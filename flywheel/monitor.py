@@ -176,3 +176,23 @@ class Monitor:
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, name="flywheel-metrics", daemon=True).start()
         return server
+
+
+def write_textfile(runs: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """The scheduler's gauges and counters for CronJob mode, where no process stays up to be
+    scraped: the last round (from the ledger) and ``flywheel_nightly_runs_total`` counted over
+    every recorded round by outcome, in the Prometheus text format for node-exporter's textfile
+    collector (``--collector.textfile.directory``). Written atomically (a temporary file renamed
+    over ``path``), so the collector never reads half a file."""
+    from prometheus_client import write_to_textfile
+
+    from flywheel.ledger import records
+
+    monitor = Monitor(next_fire=lambda: None, running=lambda: False, runs=runs)
+    for rec in records(runs):
+        if rec.get("status") == "running":
+            continue
+        code = int(rec.get("exit_code", 0 if rec.get("status") in ("completed", "skipped") else 1))
+        outcome = str(rec.get("outcome") or "failed")
+        monitor.rounds.labels(result="ok" if code == 0 else "failed", outcome=outcome).inc()
+    write_to_textfile(str(path), monitor.registry)

@@ -40,6 +40,12 @@ class IngestMetrics:
             "offset commits that failed (retried or handed over)",
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "flywheel_ingest_consumer_lag",
+            "records in the partition not yet read by this consumer (high watermark - position)",
+            ["topic", "partition"],
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, port: int) -> None:

@@ -27,6 +27,7 @@ a second one exits immediately. Nothing here depends on the embedded broker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -106,6 +107,7 @@ class IngestService:
         self.confirmed: dict[TopicPartition, OffsetAndMetadata] = {}  # acknowledged by the broker
         self.flusher = Flusher(self.lake, self.cfg)
         self.closing = False  # set once the loop is over: the writer is stopped, nothing more is committed
+        self._lag_at = float("-inf")  # when flywheel_ingest_consumer_lag was last updated
 
     # -- Kafka ------------------------------------------------------------
 
@@ -190,6 +192,8 @@ class IngestService:
                 self.batches.pop(tp, None)
             return
         for tp in revoked:
+            with contextlib.suppress(KeyError):  # the lag of a partition another consumer owns now
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
             batch = self.batches.pop(tp, None)
             if batch is not None and len(batch):
                 self.flusher.submit(batch)
@@ -383,15 +387,36 @@ class IngestService:
                     self.take(tp, records)
             elif self._idle(joined_by):
                 return "idle_timeout"
+            self.update_lag()
             self.flush_due()
             self.complete()
         return "signal"
+
+    def update_lag(self) -> None:
+        """``flywheel_ingest_consumer_lag`` per assigned partition: the broker's high watermark
+        (as of the last fetch) minus this consumer's position; at most once a second."""
+        now = time.monotonic()
+        if self.consumer is None or now - self._lag_at < _LAG_EVERY_S:
+            return
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue  # no fetch response for it yet
+            try:
+                position = self.consumer.position(tp)
+            except Exception:  # a gauge never stops the consumer
+                continue
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+            self._lag_at = now  # throttled once something was measured
 
     def _idle(self, joined_by: float) -> bool:
         limit = self.cfg.idle_timeout_s
         if limit is None or not (self.batches or time.monotonic() > joined_by):
             return False
         return time.monotonic() - self.last_activity >= limit
+
+
+_LAG_EVERY_S = 1.0
 
 
 class _Handed(Exception):

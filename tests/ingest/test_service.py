@@ -216,3 +216,21 @@ def test_unknown_fields_are_kept(broker_config):
     row = read(Path(config.paths.lake), "raw", "traces").to_pylist()[0]
     assert json.loads(row["extra"]) == {"region": "eu"}
     assert row["prompt_format"] == "messages" and json.loads(row["prompt"])[0]["content"] == "hi"
+
+
+def test_consumer_lag_gauge_is_highwater_minus_position_per_partition(broker_config):
+    config = broker_config.replace(**{"ingest.max_messages": 100, "ingest.batch_max_records": 50})
+    _produce(config, 300)  # 600 records over both topics
+    service = IngestService(config)
+    service.run()
+    registry = service.metrics.registry
+    lags = {
+        (s.labels["topic"], s.labels["partition"]): s.value
+        for metric in registry.collect()
+        if metric.name == "flywheel_ingest_consumer_lag"
+        for s in metric.samples
+    }
+    assert lags, "no lag reported"
+    assert {topic for topic, _ in lags} <= {config.kafka.traces_topic, config.kafka.feedback_topic}
+    # 600 produced, 100 read: what is left unread is the lag (as of the last fetch, within a poll)
+    assert 0 < sum(lags.values()) <= 600 - 100
