@@ -11,6 +11,7 @@ many of each kind were found and why the others were left out.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ COLUMNS = (
     "source",
     "prompt",
     "prompt_format",
+    "messages",
     "chosen",
     "rejected",
     "model_version",
@@ -39,6 +41,11 @@ COLUMNS = (
     "rejected_time",
 )
 SOURCES = ("edit", "thumbs")
+# A chat prompt's messages as structs, parsed from its (redacted) JSON text as 13_fetch.sql does.
+MESSAGES = (
+    "CASE WHEN prompt_format = 'messages' AND json_valid(prompt) AND json_type(prompt) = 'ARRAY' THEN "
+    """from_json(prompt, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS messages"""
+)
 
 
 def params(cfg: Any) -> dict[str, Any]:
@@ -54,7 +61,11 @@ def digest_basis(cfg: Any) -> dict[str, Any] | None:
     """What the snapshot id must change with: the pairing SQL and its settings (None when off)."""
     if not cfg.pairs:
         return None
-    return {"sql": hashlib.sha256(load_sql(SQL).encode()).hexdigest()[:16], **params(cfg)}
+    return {
+        "sql": hashlib.sha256(load_sql(SQL).encode()).hexdigest()[:16],
+        "columns": hashlib.sha256(json.dumps([COLUMNS, MESSAGES]).encode()).hexdigest()[:16],
+        **params(cfg),
+    }
 
 
 def write_pairs(
@@ -74,7 +85,8 @@ def write_pairs(
     for split, name in FILES.items():
         path = folder / name
         con.execute(
-            f"COPY (SELECT {', '.join(COLUMNS)} FROM pair_candidates WHERE reason = 'ok' AND split = ?"
+            f"COPY (SELECT {', '.join(MESSAGES if c == 'messages' else c for c in COLUMNS)}"
+            " FROM pair_candidates WHERE reason = 'ok' AND split = ?"
             f" ORDER BY pair_id) TO {sql_literal(path)} (FORMAT parquet, COMPRESSION "
             f"{sql_literal(cfg.snapshot_compression)})",
             [split],

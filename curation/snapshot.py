@@ -41,7 +41,7 @@ ROW_ORDER = ("event_id", "source", "trace_id", "prompt", "completion")
 _BATCH_ROWS = 1 << 16
 _ROW_GROUP_ROWS = 1 << 17
 _DICTIONARY_COLUMNS = ("prompt_format", "model_version", "source", "tags", "redacted")
-_TEXT_COLUMNS = ("prompt", "completion")
+_TEXT_COLUMNS = ("prompt", "messages", "completion")
 # Bump when the meaning of a snapshot's rows changes, so old and new never share an id.
 FORMAT_VERSION = 1
 

@@ -67,8 +67,43 @@ def read_rows(snapshot: Path, split: str = "train") -> list[dict[str, Any]]:
 
     keys = [c for c in ROW_ORDER if c in table.column_names]
     table = table.sort_by([(c, "ascending") for c in keys])
+    # A chat prompt is read from its JSON text (`prompt`), as the gate reads it: the `messages`
+    # structs keep only role and content, and training and the gate must see the same prompt.
     rows: list[dict[str, Any]] = table.select(list(REQUIRED)).to_pylist()
     return rows
+
+
+def conversational(dataset: Any) -> Any:
+    """The chat rows of a snapshot file loaded with ``datasets``, in TRL's conversational format.
+
+    A snapshot file keeps ``prompt`` a string for every row (a chat prompt as its JSON text), since a
+    Parquet column cannot be a string in some rows and a list in others, and carries a chat prompt
+    as structs in ``messages`` (null for text prompts). TRL's ``is_conversational`` looks at one
+    of the row's ``prompt``/``completion``/``chosen``/``rejected``/``messages`` keys, so a row
+    with both a string and a list is not reliably either: this view keeps the chat rows only, with
+    ``prompt`` the messages and each answer (``completion``, or ``chosen`` and ``rejected``) one
+    assistant message, the other columns (``label``) as they are::
+
+        ds = datasets.load_dataset("parquet", data_files="snap/train.parquet", split="train")
+        chat = training.data.conversational(ds)   # trl.data_utils.is_conversational(chat[0]) is True
+        text = ds.filter(lambda r: r["messages"] is None)  # plain prompt/completion strings
+    """
+    answers = ("chosen", "rejected") if "chosen" in dataset.column_names else ("completion",)
+    if "messages" not in dataset.column_names:
+        raise SnapshotError(
+            "this snapshot file has no `messages` column (it predates chat prompts as structs)",
+            hint="rebuild the snapshot with the current `flywheel curate`",
+        )
+    chat = dataset.filter(lambda row: row["messages"] is not None)
+    converted = {"prompt", *answers, "messages"}
+
+    def convert(row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"prompt": row["messages"]}
+        for key in answers:
+            out[key] = [{"role": "assistant", "content": row[key]}]
+        return out
+
+    return chat.map(convert, remove_columns=[c for c in chat.column_names if c in converted])
 
 
 def render(tokenizer: Any, prompt: str, prompt_format: str) -> str:

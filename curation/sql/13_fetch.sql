@@ -1,6 +1,7 @@
 -- The snapshot's rows with their text, read back by file position for the rows that made it, with
 -- PII redacted, both splits in one stream (column `is_eval`): snapshot.write_splits sends each row
--- to its split's file as the stream goes, so the lake's text is read once for both.
+-- to its split's file as the stream goes, so the lake's text is read once for both. A chat prompt
+-- is written twice: as its JSON text (`prompt`) and as structs (`messages`).
 -- The rows (narrow) are the build side of the joins; the text is only ever on the probe side, so
 -- it streams from the lake files to the snapshot files and is never held, sorted or spilled.
 WITH
@@ -86,7 +87,13 @@ redacted AS (
     FROM checked
 )
 SELECT
-    p3 AS prompt, prompt_format, c3 AS completion,
+    p3 AS prompt, prompt_format,
+    -- a chat prompt's messages as a list of {role, content} structs (the conversational format of
+    -- TRL and `datasets`), parsed from the redacted JSON text; NULL for text prompts. Other keys of
+    -- a message are not kept (they stay in `prompt`); a non-string content is kept as its JSON.
+    CASE WHEN prompt_format = 'messages' AND json_valid(p3) AND json_type(p3) = 'ARRAY'
+        THEN from_json(p3, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS messages,
+    c3 AS completion,
     label, trace_id, model_version, event_time, source, session_id, user_id, tags, event_id,
     -- audit columns: lengths after redaction, and the PII kinds redacted in the row, in the order
     -- of curation.pii.KINDS (a candidate text is never NULL, so `<>` compares two texts)

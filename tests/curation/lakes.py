@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import random
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,10 @@ import pyarrow.parquet as pq
 from curation.lake import SCHEMAS
 
 UTC = dt.UTC
+# tiny_world_day: of the unhappy users, the share who fix the answer instead of a thumbs-down; the
+# share of chat prompts.
+EDIT_SHARE = 0.3
+CHAT_SHARE = 0.2
 
 
 def ts(text: str) -> dt.datetime:
@@ -49,6 +55,7 @@ class LakeBuilder:
         session_id: str | None = None,
         user_id: str | None = None,
         ingested: str | None = None,
+        prompt_format: str = "text",
     ) -> None:
         t = ts(when)
         self.rows["traces"].append(
@@ -58,7 +65,7 @@ class LakeBuilder:
                 "event_time": t,
                 "model_version": model_version,
                 "prompt": prompt,
-                "prompt_format": "text",
+                "prompt_format": prompt_format,
                 "completion": completion,
                 "session_id": session_id,
                 "user_id": user_id,
@@ -112,3 +119,44 @@ class LakeBuilder:
                 table = pa.Table.from_pylist(part, schema=SCHEMAS[stream])
                 pq.write_table(table, folder / f"llm.{stream}-0-{first}-{last}.parquet", compression="zstd")
         return lake
+
+
+def tiny_world_day(
+    world: Any, lake: Path, traces: int = 1000, edits: bool = True, distinct: bool = False, seed: int = 7
+) -> Path:
+    """A day of the tiny world's champion (``tiny-base``) in the lake: answers drawn from the world's
+    style mix, a thumb by the rubric on each (or, for ``EDIT_SHARE`` of the unhappy users, an edit to
+    the concise answer), ``CHAT_SHARE`` of the prompts as chat messages. One session per prompt, so
+    curation's held-out split is prompt-disjoint; ``distinct`` asks every prompt at most once (no
+    two thumbs on one prompt, so with ``edits=False`` no pair can be mined)."""
+    rng = random.Random(seed)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=20)
+    users = [f"user-{i:03d}" for i in range(120)]
+    index = {p: i for i, p in enumerate(world.prompts("all"))}
+    builder = LakeBuilder()
+    asked = world.prompts("all")[:traces] if distinct else world.sample_prompts(traces, "all", rng)
+    for i, prompt in enumerate(asked):
+        completion = rng.choice(world.all_answers(prompt)[world.draw_style(rng)])
+        chat = rng.random() < CHAT_SHARE
+        when = start + dt.timedelta(seconds=60 * i)
+        user, trace_id = rng.choice(users), f"t{i:05d}"
+        builder.trace(
+            trace_id,
+            when.isoformat(),
+            json.dumps([{"role": "user", "content": prompt}]) if chat else prompt,
+            completion,
+            model_version="tiny-base",
+            session_id=f"s-{index[prompt]:03d}",
+            user_id=user,
+            prompt_format="messages" if chat else "text",
+        )
+        happy = world.approves(prompt, completion)
+        at = (when + dt.timedelta(seconds=30)).isoformat()
+        if edits and not happy and rng.random() < EDIT_SHARE:
+            fixed = world.answers(prompt)["concise"]
+            builder.feedback(
+                f"f{i:05d}", trace_id, at, label=None, user_id=user, kind="edit", edited_completion=fixed
+            )
+        else:
+            builder.feedback(f"f{i:05d}", trace_id, at, label="up" if happy else "down", user_id=user)
+    return builder.write(lake)
