@@ -26,6 +26,7 @@ DQ_CHECKS = (
     "both_classes_in_train",
     "min_train_rows",
     "eval_share",
+    "known_model_versions",
 )
 
 

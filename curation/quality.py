@@ -79,6 +79,31 @@ def metric_rules(cfg: CurationConfig) -> list[tuple[str, str, float | None, floa
     ]
 
 
+def unknown_versions_check(
+    cfg: CurationConfig, window_versions: list[tuple[str, int]], known: set[str]
+) -> Check:
+    """``known_model_versions``: the model_version values of the window's feedback (with their row
+    counts, before any age-out by version) that are neither registry versions, past or present,
+    nor served names (registry.aliases, ``flywheel register --alias``). Their rows are aged out
+    by version once a champion history exists, so an unmapped served name loses its feedback."""
+    name = "known_model_versions"
+    expected = "every model_version a registry version or an alias (registry.aliases, register --alias)"
+    if not known:
+        return Check(
+            name, _severity(cfg, name), True, "the registry has no versions yet: not compared", expected
+        )
+    unknown = [(v, n) for v, n in window_versions if v not in known]
+    if not unknown:
+        return Check(
+            name, _severity(cfg, name), True, f"{len(window_versions)} version(s), all known", expected
+        )
+    rows = sum(n for _, n in unknown)
+    named = ", ".join(f"{v!r} ({n} rows)" for v, n in unknown[:10])
+    more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    observed = f"{len(unknown)} unknown model_version(s) held {rows} row(s): {named}{more}"
+    return Check(name, _severity(cfg, name), False, observed, expected)
+
+
 def _severity(cfg: CurationConfig, check: str) -> str:
     return "critical" if check in cfg.critical_checks else "warning"
 

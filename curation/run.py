@@ -19,7 +19,7 @@ from typing import Any
 from curation import pairs as pair_mining
 from curation.errors import CurationError, DataQualityError
 from curation.lake import has_stream
-from curation.pipeline import Result, Window, connect, load_sql, run_pipeline
+from curation.pipeline import Result, Window, connect, load_sql, run_pipeline, used_params
 from curation.policy import on_policy_versions, with_aliases
 from curation.snapshot import (
     MANIFEST,
@@ -125,10 +125,14 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
     quality.preload()
     # The champions of the snapshot's own time: a backfill (--as-of) ages out by the history as it
     # was then, not by promotions made since.
-    history = [e for e in Registry(config.paths.registry).history() if _at(e.ts) <= window.as_of]
+    registry = Registry(config.paths.registry)
+    full_history = registry.history()
+    history = [e for e in full_history if _at(e.ts) <= window.as_of]
     versions, version_note = on_policy_versions(history, cfg.keep_last_champions)
     # Traces carry the name the app serves: its alias counts as the version it stands for.
-    aliases = Registry(config.paths.registry).aliases(config.registry.aliases)
+    aliases = registry.aliases(config.registry.aliases)
+    # what a model_version may name (the check known_model_versions): versions, past or present, and aliases
+    known = {*registry.versions(), *(e.version for e in full_history), *aliases}
     versions = with_aliases(versions, aliases)
     if versions and aliases:
         version_note += f"; served names kept with them: {', '.join(v for v in versions if v in aliases)}"
@@ -138,7 +142,7 @@ def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
     try:
         con = connect(cfg, spill)
         try:
-            return _build(config, con, lake, raw, root, window, versions, version_note)
+            return _build(config, con, lake, raw, root, window, versions, version_note, known)
         finally:
             con.close()
     finally:
@@ -158,6 +162,7 @@ def _build(
     window: Window,
     versions: Any,
     version_note: str,
+    known: set[str],
 ) -> Path:
     cfg = config.curation
     result = run_pipeline(con, lake, cfg, window, versions, raw_lake=raw)
@@ -187,7 +192,7 @@ def _build(
         hashes.update(pair_hashes)
         counts.update(pair_mining.counts(pair_block))
         counts.update(pii_counts(con))
-        checks = _report(config, con, staging, snapshot_id, result, window, [version_note])
+        checks = _report(config, con, staging, snapshot_id, result, window, [version_note], known)
         manifest = {
             "snapshot_id": snapshot_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
@@ -253,6 +258,7 @@ def _report(
     result: Result,
     window: Window,
     notes: list[str],
+    known: set[str],
 ) -> list[Any]:
     from curation import quality, summary
 
@@ -262,6 +268,9 @@ def _report(
     docs = folder / "quality" / "gx"
     docs.mkdir(parents=True, exist_ok=True)
     checks = quality.run_suite(cfg, metrics, curated, docs, window)
+    text = load_sql("q_window_versions")
+    served = con.execute(text, used_params(text, result.params)).fetchall()
+    checks.append(quality.unknown_versions_check(cfg, [(str(v), int(n)) for v, n in served], known))
     read = result.raw.loc[result.raw["known_then"]]
     daily = read.groupby(["day", "day_label"], as_index=False)["events"].sum()
     page = summary.render(
