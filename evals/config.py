@@ -48,7 +48,7 @@ class EvalsConfig:
         "how many were used and how many there were); 0 skips replay",
     )
     replay_samples: int = setting(
-        8,
+        16,
         "answers per prompt and model (independent samples; an endpoint judge compares the j-th "
         "answers, a rubric or reward model every candidate answer with every champion answer to the "
         "prompt; the analysis is clustered by prompt); 1 when temperature is 0",

@@ -6,7 +6,7 @@ vetoed or warned, and why:
 
 - ``min_evidence``: enough held-out rows, clusters and judged pairs for an interval to mean anything.
 - ``primary:<metric>``: the improvement itself (``auto``: the length-controlled replay win rate with a
-  judge, else the agreement AUC with held-out thumbs).
+  judge whose taste for length is the users' own, else the agreement AUC with held-out thumbs).
 - ``length_control``: the improvement survives controlling for length (with a judge: a raw win whose
   length-controlled interval no longer excludes 0.5; without: an agreement that vanishes among
   completions of like length). ``length_ratio`` is only a wide runaway bound.
@@ -17,9 +17,10 @@ vetoed or warned, and why:
 - ``slices`` and ``replay_slices``: a slice significantly worse than the champion.
 - ``format`` and ``refusal`` (optional).
 
-A judge that read the very answers and preferred them, significantly and after length control,
-is evidence that moving away from the champion served users: then ``approved_mass``,
-``kl_drift`` and ``support`` warn instead of vetoing. Without such a win they veto.
+A judge that read the very answers and preferred them, significantly, and whose taste for length
+is the users' own, is evidence that moving away from the champion served users: then
+``approved_mass``, ``kl_drift`` and ``support`` warn instead of vetoing. Without such a win they
+veto.
 """
 
 from __future__ import annotations
@@ -108,13 +109,34 @@ def _ci(est: dict[str, Any], level: float) -> str:
 
 
 def _significant_win(metrics: dict[str, Any]) -> dict[str, Any] | None:
-    """The length-controlled judged win rate when its interval excludes 0.5, else None."""
-    lc = (metrics.get("replay") or {}).get("lc_win_rate")
+    """The length-controlled judged win rate when its interval excludes 0.5 and the judge's taste
+    for length is the users' own, else None. A judge whose taste measurably differs from users'
+    (its length preference had to be controlled) cannot overrule what users' own thumbs show."""
+    replay = metrics.get("replay") or {}
+    lc = replay.get("lc_win_rate")
+    if (replay.get("length_preference") or {}).get("controlled"):
+        return None
     return lc if lc and lc["low"] > NO_IMPROVEMENT["lc_win_rate"] else None
 
 
-def primary_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
+def primary_metric(metrics: dict[str, Any], cfg: EvalsConfig) -> tuple[str, str]:
+    """The metric that decides, and why when ``auto`` chose it from the evidence.
+
+    ``auto`` takes the judge's length-controlled win rate, unless the judge's taste for length
+    was found to differ from the users' own (their held-out thumbs): a judge shown to want what
+    users do not cannot be the primary evidence of what users get, so their thumbs (the agreement
+    AUC) decide, and the judge's win still has to survive length control."""
     name = cfg.primary()
+    controlled = ((metrics.get("replay") or {}).get("length_preference") or {}).get("controlled")
+    if cfg.primary_metric == "auto" and name in WIN_RATES and controlled:
+        return "auc", (
+            " (auto: the judge's taste for length differs from the users' thumbs, so their thumbs decide)"
+        )
+    return name, ""
+
+
+def primary_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
+    name, why = primary_metric(metrics, cfg)
     source = metrics["agreement"] if name in ("auc", "margin") else metrics.get("replay", {})
     est = source.get(name)
     null = NO_IMPROVEMENT[name]
@@ -134,6 +156,7 @@ def primary_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
     detectable = est.get("detectable")
     if detectable is not None and detectable == detectable:  # not NaN
         reason += f"; this run detects effects of {_f(detectable)} or more at {cfg.power:.0%} power"
+    reason += why
     if name in WIN_RATES:
         replay = metrics.get("replay", {})
         reason += (
@@ -157,7 +180,7 @@ def evidence_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check:
     if clusters < need_clusters:
         short.append(f"only {clusters} {cfg.cluster_by} clusters to resample; need {need_clusters}")
     threshold = f">= {need} rows per label, >= {need_clusters} clusters"
-    primary = cfg.primary()
+    primary, _ = primary_metric(metrics, cfg)
     measured = (metrics.get("replay") or {}).get(primary)
     if primary in WIN_RATES:
         threshold += f", >= {cfg.min_replay_pairs} replay pairs"
@@ -184,7 +207,7 @@ def length_control_check(metrics: dict[str, Any], cfg: EvalsConfig) -> Check | N
     product's; the AUC among completions of like length is reported, and a significant AUC that
     does not survive there is a warning (label noise alone makes like-length pairs of opposite
     thumbs, so it cannot veto)."""
-    primary = cfg.primary()
+    primary, _ = primary_metric(metrics, cfg)
     replay = metrics.get("replay") or {}
     if primary in WIN_RATES or (replay.get("lc_win_rate") and replay.get("win_rate")):
         raw, lc = replay.get("win_rate"), replay.get("lc_win_rate")

@@ -309,12 +309,18 @@ def test_a_win_by_length_alone_is_vetoed_by_length_control_and_decides() -> None
         "judge_prefers": "longer",
         "users_prefer": "shorter",
     }
-    d = decide(m, EvalsConfig(judge="rubric", rubric="m:f"), "v2", "v1", "s")  # primary: lc_win_rate
+    d = decide(m, EvalsConfig(judge="rubric", rubric="m:f", primary_metric="lc_win_rate"), "v2", "v1", "s")
     assert not d.promote
     assert {c.name for c in d.checks if c.outcome == "veto"} == {"primary:lc_win_rate", "length_control"}
     assert d.deciding is not None and d.deciding.name == "length_control"
     assert d.reasons[0].startswith("length_control [VETO]: the win does not survive length control")
     assert "the judge prefers longer answers, users' thumbs shorter" in d.reasons[0]
+    # At auto, such a judge cannot be the primary: users' own thumbs (the AUC) decide, and the
+    # win by length still vetoes.
+    d = decide(m, EvalsConfig(judge="rubric", rubric="m:f"), "v2", "v1", "s")
+    assert {c.name for c in d.checks if c.outcome == "veto"} == {"length_control"}
+    primary = next(c for c in d.checks if c.name.startswith("primary:"))
+    assert primary.name == "primary:auc" and "so their thumbs decide" in primary.reason
 
 
 def test_length_control_without_a_judge_warns_and_says_when_it_cannot_test() -> None:
@@ -334,8 +340,23 @@ def test_auto_primary_is_the_length_controlled_win_rate_with_a_judge() -> None:
     assert EvalsConfig(judge="rubric", rubric="m:f").primary() == "lc_win_rate"
     assert EvalsConfig(judge="rubric", rubric="m:f", replay_prompts=0).primary() == "auc"
     assert EvalsConfig(judge="rubric", rubric="m:f", primary_metric="auc").primary() == "auc"
-    assert EvalsConfig(temperature=0).replay_draws() == 1 and EvalsConfig().replay_draws() == 8
+    assert EvalsConfig(temperature=0).replay_draws() == 1 and EvalsConfig().replay_draws() == 16
     m = metrics()
     m["replay"]["win_rate"] = m["replay"]["lc_win_rate"] = est(0.6, 0.52, 0.7)
     d = decide(m, EvalsConfig(judge="rubric", rubric="m:f"), "v2", "v1", "s")
     assert d.promote and d.deciding is not None and d.deciding.name == "primary:lc_win_rate"
+
+
+def test_a_judge_whose_length_taste_differs_from_users_cannot_soften_their_evidence() -> None:
+    m = metrics()
+    m["replay"]["win_rate"] = m["replay"]["lc_win_rate"] = est(0.6, 0.52, 0.7)
+    m["replay"]["length_preference"] = {
+        "controlled": True,
+        "judge_prefers": "longer",
+        "users_prefer": "shorter",
+    }
+    m["agreement"]["approved_mass"]["change_per_token"] = est(-0.3, -0.4, -0.2)
+    d = decide(m, EvalsConfig(judge="rubric", rubric="m:f"), "v2", "v1", "s")
+    assert not d.promote and d.deciding is not None and d.deciding.name == "approved_mass"
+    m["replay"]["length_preference"]["controlled"] = False
+    assert decide(m, EvalsConfig(judge="rubric", rubric="m:f"), "v2", "v1", "s").promote

@@ -86,8 +86,8 @@ def test_candidate_trained_on_user_feedback_is_promoted(gate: dict[str, Any], ca
     slices = report["metrics"]["replay_slices"]
     assert sum(s["prompts"] for s in slices) == replay["prompts"] == GATE["evals.replay_prompts"]
     assert sum(s["wins"] + s["ties"] + s["losses"] for s in slices) == replay["pairs"]
-    # Every prompt is answered 8 times by each model; the rubric compares every pair of answers.
-    assert replay["samples_per_prompt"] == 8 and replay["pairs"] == 24 * 64
+    # Every prompt is answered 16 times by each model; the rubric compares every pair of answers.
+    assert replay["samples_per_prompt"] == 16 and replay["pairs"] == 24 * 16 * 16
     assert replay["prompts_available"] == len(
         {*pq.read_table(gate["snapshot"] / "eval.parquet")["prompt"].to_pylist()}
     )
