@@ -28,9 +28,9 @@ from typing import Any
 from flywheel.config import to_toml, write_resolved
 from training import artifacts, resolve
 from training.data import balanced_weights, batches_have_both_labels, load_manifest, read_rows
-from training.errors import SnapshotError
+from training.errors import BaseModelError, SnapshotError
 from training.paired import Choice, choose, read_pairs
-from training.trainer import build_paired_trainer, build_trainer, last_checkpoint
+from training.trainer import build_paired_trainer, build_trainer, last_checkpoint, load_base
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +134,15 @@ def run(
     from accelerate import PartialState
 
     state = PartialState()  # under `accelerate launch`: one of several processes, each on its shard
+    # Under FSDP or DeepSpeed ZeRO-3 each process holds a shard of the weights: gathering the full
+    # state dict is a collective, so every process takes part before the others wait.
+    gathered = gather_weights(trainer, work) if sharded(trainer) else None
     if not state.is_main_process:
         # Only the main process writes registry artifacts; the others wait until it has staged
         # the candidate, so every process returns the same, complete version.
         state.wait_for_everyone()
         return version
-    model = trainer.model
+    model = trainer.model if gathered is None else load_gathered(gathered, base.path, training.mode, trainer)
     curve_data = artifacts.curves(trainer.state.log_history)
     metrics = {
         "version": version,
@@ -185,6 +188,43 @@ def run(
         log.warning("candidate %s: %s", version, warning)
     log.info("candidate %s trained in %.1fs (%d steps)", version, seconds, trainer.state.global_step)
     return version
+
+
+def sharded(trainer: Any) -> bool:
+    """Whether the trained weights are split across processes (FSDP, DeepSpeed)."""
+    return bool(getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False))
+
+
+def gather_weights(trainer: Any, work: Path) -> Path:
+    """Gather the full weights into ``<work>/final``; every process must call it.
+
+    ``Trainer.save_model`` is the collective: each process contributes its shard to the full state
+    dict and the main process writes it (the adapter alone for LoRA). A process that skips it
+    leaves the others waiting in the gather.
+    """
+    if getattr(trainer, "is_fsdp_enabled", False):
+        kind = str(trainer.accelerator.state.fsdp_plugin.state_dict_type)
+        if "FULL_STATE_DICT" not in kind:
+            # save_model writes nothing for a sharded state dict: the candidate would have no weights.
+            raise BaseModelError(
+                f"FSDP saves with state_dict_type {kind}: the candidate needs the full weights",
+                hint="set fsdp_state_dict_type: FULL_STATE_DICT in the accelerate config "
+                "(infra/accelerate/fsdp.yaml does)",
+            )
+    out = work / "final"
+    trainer.save_model(str(out))
+    return out
+
+
+def load_gathered(folder: Path, base_path: Path, mode: str, trainer: Any) -> Any:
+    """The trained model from ``gather_weights``' folder (main process, CPU): base + adapter for LoRA."""
+    bf16 = bool(trainer.args.bf16)
+    if mode != "lora":
+        return load_base(folder, bf16)[0]
+    from peft import PeftModel
+
+    base, _ = load_base(base_path, bf16)
+    return PeftModel.from_pretrained(base, folder)
 
 
 def _choice(choice: Choice) -> dict[str, Any]:

@@ -241,3 +241,48 @@ def test_roll_vllm_patches_the_deployment_like_rollout_restart(tmp_path: Path) -
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_fsdp_config_is_what_accelerate_launch_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """infra/accelerate/fsdp.yaml through accelerate's own launcher parsing and FSDP plugin."""
+    from accelerate import FullyShardedDataParallelPlugin
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    path = INFRA / "accelerate" / "fsdp.yaml"
+    raw = _docs(path)[0]
+    assert raw["distributed_type"] == "FSDP"
+    fsdp = raw["fsdp_config"]
+    assert {
+        "fsdp_sharding_strategy",
+        "fsdp_auto_wrap_policy",
+        "fsdp_transformer_layer_cls_to_wrap",
+        "fsdp_state_dict_type",
+    } <= fsdp.keys()
+    command = ["--config_file", str(path), "--num_processes", "2", "-m", "flywheel.cli", "train"]
+    args, _, _ = _validate_launch_command(launch_command_parser().parse_args(command))
+    assert args.use_fsdp and args.num_processes == 2  # the command line beats the file's 8
+    env = prepare_multi_gpu_env(args)
+    assert env["ACCELERATE_USE_FSDP"] == "true"
+    for key, value in env.items():
+        if key.startswith(("FSDP_", "ACCELERATE_")):
+            monkeypatch.setenv(key, value)
+    # The plugin asks for a GPU only to sync module states from rank 0; not needed to read the rest.
+    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")
+    monkeypatch.setenv("FSDP_SYNC_MODULE_STATES", "false")
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.sharding_strategy.name == "FULL_SHARD"
+    # training/run.py builds the candidate from the full state dict; a sharded one saves nothing.
+    assert plugin.state_dict_type.name == "FULL_STATE_DICT"
+    assert plugin.use_orig_params is False  # LoRA: frozen and trained parameters in one model
+    tiny = Qwen2Config(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        vocab_size=64,
+    )
+    plugin.set_auto_wrap_policy(AutoModelForCausalLM.from_config(tiny))  # raises if no such layer class
+    assert plugin.transformer_cls_names_to_wrap == ["Qwen2DecoderLayer"]
