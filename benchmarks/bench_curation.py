@@ -106,22 +106,26 @@ def _join(*parts: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(*parts, " ~")
 
 
-def generate(lake: Path, n: int, seed: int = 0) -> None:
+def generate(lake: Path, n: int, seed: int = 0, traces: int | None = None) -> None:
     """``n`` feedback events (2 % retried copies, 3 % vote flips, 5 % edits, 1 % orphans, 30 % up) on
-    ~0.9 n traces of ~450 bytes of text, one folder per day, one file per stream and day."""
+    ``traces`` traces (default ~0.9 n: one per event) of ~450 bytes of text, one folder per day, one
+    file per stream and day. With ``traces`` well above ``n`` only a share of the answers get feedback,
+    as in a product (1-5 %); prompts repeat across sessions either way (~4.5 traces per prompt)."""
     rng = np.random.default_rng(seed)
     prompts, completions = _pool(rng, 2000, 140, 0.1), _pool(rng, 5000, 290, 0.1)
-    n_prompts, n_users, per_day = max(n // 5, 1), max(n // 50, 1), n // DAYS
+    per_day = n // DAYS
+    m = int(per_day * 0.9) if traces is None else traces // DAYS
+    n_prompts = max(n // 5 if traces is None else traces * 2 // 9, 1)
+    n_users = max(n // 50, 1)
     offset = 0
     for day in range(DAYS):
         date = START + dt.timedelta(days=day)
-        m = int(per_day * 0.9)
-        t_idx = np.arange(m) + day * per_day
+        t_idx = np.arange(m) + day * max(per_day, m)
         t_time = np.datetime64(date.replace(tzinfo=None)) + rng.integers(0, 19 * 3600 * 10**6, m).astype(
             "m8[us]"
         )
         pid = rng.integers(0, n_prompts, m)
-        traces = {
+        trace_cols = {
             "trace_id": _letters(t_idx, 7),
             "event_time": pa.array(t_time, pa.timestamp("us", tz="UTC")),
             "model_version": pa.array(np.array(["v1", "v2", "v3", "v4"])[rng.integers(0, 4, m)]),
@@ -134,7 +138,7 @@ def generate(lake: Path, n: int, seed: int = 0) -> None:
         }
         k = per_day - int(per_day * 0.05)  # base events; flips and copies fill the rest
         pick = rng.integers(0, m, k)
-        f_trace = traces["trace_id"].take(pa.array(pick))
+        f_trace = trace_cols["trace_id"].take(pa.array(pick))
         orphan = rng.random(k) < 0.01
         f_trace = pc.if_else(pa.array(orphan), _join(pa.array(["orphan"] * k), f_trace), f_trace)
         f_time = t_time[pick] + rng.integers(60, 3 * 3600, k).astype("m8[s]").astype("m8[us]")
@@ -165,11 +169,13 @@ def generate(lake: Path, n: int, seed: int = 0) -> None:
         flipped = flipped.set_column(4, "label", pc.if_else(pc.equal(flipped["label"], "up"), "down", "up"))
         fb = pa.concat_tables([fb, flipped, fb.take(pa.array(copies))])
         offset += per_day
-        for stream, table in (("traces", pa.table(traces)), ("feedback", fb)):
-            _write(lake, stream, date, table, offset)
+        # the traces' offsets go on from the last day's when they outnumber the feedback
+        trace_start = offset * 2 if traces is None else day * m
+        _write(lake, "traces", date, pa.table(trace_cols), trace_start)
+        _write(lake, "feedback", date, fb, offset * 2)
 
 
-def _write(lake: Path, stream: str, date: dt.datetime, table: pa.Table, offset: int) -> None:
+def _write(lake: Path, stream: str, date: dt.datetime, table: pa.Table, start: int) -> None:
     from curation.lake import SCHEMAS
 
     n = table.num_rows
@@ -177,7 +183,7 @@ def _write(lake: Path, stream: str, date: dt.datetime, table: pa.Table, offset: 
     common = {
         "_topic": pa.array([f"llm.{stream}"] * n),
         "_partition": pa.array(np.zeros(n, np.int32)),
-        "_offset": pa.array(np.arange(n, dtype=np.int64) + offset * 2),
+        "_offset": pa.array(np.arange(n, dtype=np.int64) + start),
         "_kafka_timestamp": ts.cast(pa.timestamp("ms", tz="UTC"), safe=False),
         "_ingested_at": pc.add(ts, pa.scalar(5 * 10**6, pa.duration("us"))).cast(
             pa.timestamp("ms", tz="UTC"), safe=False
@@ -190,17 +196,16 @@ def _write(lake: Path, stream: str, date: dt.datetime, table: pa.Table, offset: 
     full = pa.table([cols.get(f.name, pa.nulls(n, f.type)).cast(f.type) for f in schema], schema=schema)
     folder = lake / "raw" / stream / f"dt={date.date().isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        full, folder / f"llm.{stream}-0-{offset * 2}-{offset * 2 + n - 1}.parquet", compression="zstd"
-    )
+    pq.write_table(full, folder / f"llm.{stream}-0-{start}-{start + n - 1}.parquet", compression="zstd")
 
 
-def cached_lake(n: int) -> Path:
-    lake = CACHE / f"lake-{n}"
+def cached_lake(n: int, traces: int | None = None) -> Path:
+    """The lake of ``n`` feedback events on ``traces`` traces (None: one per event), made once."""
+    lake = CACHE / (f"lake-{n}" if traces is None else f"lake-{traces}t-{n}f")
     if not (lake / "COMPLETE").is_file():
         shutil.rmtree(lake, ignore_errors=True)
         start = time.perf_counter()
-        generate(lake, n)
+        generate(lake, n, traces=traces)
         (lake / "COMPLETE").write_text(f"{n}\n")
         print(f"  generated {n:,} events in {time.perf_counter() - start:.0f}s -> {lake}", flush=True)
     return lake

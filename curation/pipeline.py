@@ -1,9 +1,12 @@
 """Runs the SQL chain in ``sql/`` over the raw lake and counts the rows after every step.
 
 Each ``NN_name.sql`` makes one table from the previous ones (edits, conflicts and filters run
-as CTEs of one statement). The text is read twice, as a stream, and never held: once to hash and
-measure it (``03``, ``05``), and once, for the rows that made it, on its way into the snapshot
-(``13_fetch.sql``, run by :func:`curation.snapshot.write_splits`). In between, the steps carry
+as CTEs of one statement). The traces are matched to the feedback on their ids first
+(``05_trace_pos``, which reads no text), and only the matched traces' rows are read on
+(``05_trace_rows``): their text is hashed and measured (``03`` for feedback's own, ``05``), and,
+for the rows that made it, written into the snapshot (``13_fetch.sql``, run by
+:func:`curation.snapshot.write_splits`) from the matched rows held in memory (up to
+``HOLD_TRACE_ROWS``; beyond, the fetch streams them from the lake again). In between, the steps carry
 numbers: hashes, lengths, flags and file positions, about 100 bytes a row, so 10 M events fit in
 memory without spilling. Rows are only sorted where a group holds more than one (copies of an
 event, a user's several votes, groups over a cap).
@@ -32,6 +35,9 @@ from ingest.lake import Lake
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"\$([a-z_]+)")
 _NO_LIMIT = 2**62
+# The most matched trace rows held in memory between the trace scan and the fetch (about 0.5-1 KB
+# each, inside curation.memory_limit); more are read from the lake again by the fetch.
+HOLD_TRACE_ROWS = 1_000_000
 # A rating's columns (ingest.schema), absent from feedback files written before ratings existed.
 RATING_COLUMNS = {"feedback": ("score", "scale_min", "scale_max"), "traces": ()}
 
@@ -163,6 +169,22 @@ def _source(
     }
 
 
+def _match_traces(con: duckdb.DuckDBPyConnection, params: dict[str, Any], any_files: bool) -> None:
+    """Find the traces recent feedback points at by their ids (``tr_pos``), then read only their
+    rows (``tr_rows``). While they are at most HOLD_TRACE_ROWS, ``tr_rows`` is a table and
+    ``traces_src`` becomes a view of it, so the fetch (13_fetch.sql) and the report read their text
+    from memory rather than the whole window's traces from the lake a second time; the window's
+    traces stay readable as ``traces_lake``. Above that, ``tr_rows`` is a view that reads the lake."""
+    _table(con, "tr_pos", "05_trace_pos", params)
+    held = any_files and _scalar(con, "SELECT count(*) FROM tr_pos") <= HOLD_TRACE_ROWS
+    if held:
+        _table(con, "tr_rows", "05_trace_rows", params)
+        con.execute("ALTER VIEW traces_src RENAME TO traces_lake")
+        con.execute("CREATE TEMP VIEW traces_src AS SELECT * FROM tr_rows")
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW tr_rows AS\n" + load_sql("05_trace_rows"))
+
+
 @dataclasses.dataclass
 class Result:
     counts: dict[str, int]
@@ -248,9 +270,10 @@ def run_pipeline(
     )
     c["after_age_date"] = c["after_latest_action"] - c["aged_out_by_date"]
 
+    _match_traces(con, params, inputs["traces_files"] > 0)
     _table(con, "tr", "05_traces", params)
     _table(con, "joined", "06_joined", params)
-    con.execute("DROP TABLE fb_all; DROP TABLE fb_text; DROP TABLE dropped; DROP TABLE tr")
+    con.execute("DROP TABLE fb_all; DROP TABLE fb_text; DROP TABLE dropped; DROP TABLE tr; DROP TABLE tr_pos")
     status = _grouped(con, "joined", "status")
     for key in ("joined", "self_contained", "pending", "orphaned", "invalid", "untrained_rating"):
         c[key] = status.get(key, 0)

@@ -1,10 +1,7 @@
--- The traces recent feedback points at, one row per trace_id (the first copy to land wins), as
--- hashes, length checks and flags. The text is read here once, to hash and measure it, and not
--- kept. As in 04_latest.sql, only trace_ids seen more than once are ranked by their real keys.
+-- The traces recent feedback points at (05_trace_rows.sql), one row per trace_id (the first copy
+-- to land wins), as hashes, length checks and flags: their text is hashed and measured here and
+-- not kept. As in 04_latest.sql, only trace_ids seen more than once are ranked by their real keys.
 WITH
-wanted AS (
-    SELECT t1, t2 FROM fb_all WHERE recent
-),
 known_then AS MATERIALIZED (
     SELECT
         hash(t.trace_id) AS t1, hash('trace', t.trace_id) AS t2,
@@ -19,16 +16,14 @@ known_then AS MATERIALIZED (
         -- what the snapshot row takes from the trace (14_content_hash.sql)
         hash(t.trace_id, t.model_version, t.prompt_format, t.session_id, t.user_id, t.tags) AS t_row,
         t._pos AS t_pos
-    FROM traces_src AS t
-    SEMI JOIN wanted AS w ON hash(t.trace_id) = w.t1 AND hash('trace', t.trace_id) = w.t2
-    WHERE t.event_time <= $as_of AND t._ingested_at <= $as_of
+    FROM tr_rows AS t
 ),
 shared AS (
     SELECT t1 FROM known_then GROUP BY t1 HAVING count(*) > 1
 ),
 later_copies AS (
     SELECT t._pos AS t_pos
-    FROM traces_src AS t
+    FROM tr_rows AS t
     SEMI JOIN (SELECT k.t_pos FROM known_then AS k SEMI JOIN shared AS s ON k.t1 = s.t1) AS c ON t._pos = c.t_pos
     QUALIFY row_number() OVER (PARTITION BY t.trace_id ORDER BY t._ingested_at, t._topic, t._partition, t._offset) > 1
 )

@@ -1,0 +1,13 @@
+-- The traces recent feedback points at, found by their ids alone: a scan of the window's traces
+-- that reads `trace_id`, `event_time` and `_ingested_at` and never their text, matched to the
+-- feedback on two 64-bit hashes of the id (every copy known at --as-of; 05_traces.sql keeps the
+-- first). Only these positions have their text read (05_trace_rows.sql), so the text read
+-- follows the feedback, not the traces.
+WITH
+wanted AS (
+    SELECT t1, t2 FROM fb_all WHERE recent
+)
+SELECT t._pos
+FROM traces_src AS t
+SEMI JOIN wanted AS w ON hash(t.trace_id) = w.t1 AND hash('trace', t.trace_id) = w.t2
+WHERE t.event_time <= $as_of AND t._ingested_at <= $as_of
