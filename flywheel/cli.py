@@ -48,6 +48,26 @@ def _config(args: argparse.Namespace) -> Any:
     return cfg.load(args.config or os.environ.get("FLYWHEEL_CONFIG") or None, overrides=overrides)
 
 
+def _note(message: str, level: str = "info") -> None:
+    """A line for the operator on stderr (stdout holds only the result): as printed, or through
+    the logger when the logs are JSON, so every stderr line is then a JSON object."""
+    import logging
+
+    from flywheel.logs import json_logs
+
+    if json_logs():
+        getattr(logging.getLogger("flywheel.cli"), level)(message)
+    else:
+        print(message, file=sys.stderr)
+
+
+def _libraries() -> None:
+    """Commands that load the ML libraries route their logs and progress bars through ours."""
+    from flywheel.logs import adopt_libraries
+
+    adopt_libraries()
+
+
 # ---------------------------------------------------------------------------
 # Handlers. Each imports its stage lazily and returns an exit code.
 
@@ -89,9 +109,9 @@ def _forget(args: argparse.Namespace, config: Any) -> int:
     done = forget(config.paths.lake, args.user_id, compact=not args.no_compact)
     print(done.tombstone)
     for path in done.files_rewritten:
-        print(f"rewrote {path}", file=sys.stderr)
+        _note(f"rewrote {path}")
     removed = ", ".join(f"{n} {stream} rows" for stream, n in done.rows_removed.items())
-    print(f"removed {removed} from {len(done.files_rewritten)} files", file=sys.stderr)
+    _note(f"removed {removed} from {len(done.files_rewritten)} files")
     return EXIT_OK
 
 
@@ -105,6 +125,10 @@ def _snapshot_given(snapshot: str | None) -> None:
 
 def _train(args: argparse.Namespace, config: Any) -> int:
     _snapshot_given(args.snapshot)
+    from training.config import report_targets
+
+    report_targets(config.training)  # a tracker's missing package, before torch is imported
+    _libraries()
     from training.run import run
 
     version = run(config, snapshot=args.snapshot, base_model=args.base_model)
@@ -114,6 +138,7 @@ def _train(args: argparse.Namespace, config: Any) -> int:
 
 def _eval(args: argparse.Namespace, config: Any) -> int:
     _snapshot_given(args.snapshot)
+    _libraries()
     from evals.run import run
 
     decision = run(config, candidate=args.candidate, snapshot=args.snapshot)
@@ -164,10 +189,10 @@ def _hand_off(config: Any, version: str, previous: str | None, reason: str, acti
 
     for result in on_promote(config, version, previous, reason, action):
         if not result.ok:
-            print(
+            _note(
                 f"flywheel: warning: {result.kind} hook {result.target} failed after {result.attempts} "
                 f"attempt(s): {result.detail}; the champion is {version} regardless",
-                file=sys.stderr,
+                "warning",
             )
 
 
@@ -179,6 +204,10 @@ def _status(args: argparse.Namespace, config: Any) -> int:
 
 
 def _nightly(args: argparse.Namespace, config: Any) -> int:
+    from training.config import report_targets
+
+    report_targets(config.training)
+    _libraries()
     from flywheel.nightly import run
 
     try:
@@ -198,7 +227,7 @@ def _gc(args: argparse.Namespace, config: Any) -> int:
     report = collect(config, keep_last=args.keep, dry_run=args.dry_run)
     for path in report.versions + report.checkpoints + report.temp_folders:
         print(path)
-    print(report.summary(), file=sys.stderr)
+    _note(report.summary())
     return EXIT_OK
 
 
@@ -211,6 +240,7 @@ def _schedule(args: argparse.Namespace, config: Any) -> int:
         for fire in next_fires(config.scheduler.cron, config.scheduler.timezone, args.next):
             print(f"{fire.isoformat()} {fire:%a}")
         return EXIT_OK
+    _libraries()
     from flywheel.scheduler import run
 
     run(config)
@@ -218,6 +248,7 @@ def _schedule(args: argparse.Namespace, config: Any) -> int:
 
 
 def _demo(args: argparse.Namespace, config: Any) -> int:
+    _libraries()
     from flywheel.demo import run
 
     return run(config)
@@ -267,7 +298,7 @@ def _export(args: argparse.Namespace, config: Any) -> int:
     out = args.out or str(Path(config.paths.lake) / "exports" / snapshot.name / args.format)
     folder, written = export(snapshot, args.format, out)
     for name, n in written.items():
-        print(f"{name}: {n}", file=sys.stderr)
+        _note(f"{name}: {n}")
     print(folder)
     return EXIT_OK
 
@@ -471,10 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args, config)
         return code
     except FlywheelError as exc:
-        print(f"flywheel {args.command}: {exc}", file=sys.stderr)
+        _note(f"flywheel {args.command}: {exc}", "error")
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"flywheel {args.command}: interrupted", file=sys.stderr)
+        _note(f"flywheel {args.command}: interrupted", "error")
         return EXIT_INTERRUPTED
 
 

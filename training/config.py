@@ -20,6 +20,8 @@ METHODS = ("kto", *PAIRED_METHODS, "auto")
 # Methods whose loss compares the policy to a reference model (KTO too); SimPO and ORPO have none.
 WITH_REFERENCE = ("kto", "dpo", "ipo")
 AUTO_FLAGS = ("auto", "on", "off")
+# training.report_to: experiment trackers transformers reports to, and the package each needs
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +89,11 @@ class TrainingConfig:
     resume: bool = setting(True, "continue from the newest checkpoint of the same snapshot, base and config")
     logging_steps: int = setting(5, "record the training curves every this many steps")
     device: str = setting("auto", "auto (CUDA when present), cpu or cuda")
+    report_to: tuple[str, ...] = setting(
+        ("none",),
+        "experiment trackers that receive the trainer's metrics: none, or any of tensorboard, mlflow, "
+        "wandb (each needs its package installed; configured by its own environment variables)",
+    )
 
     def validate(self) -> list[str]:
         problems = []
@@ -110,6 +117,11 @@ class TrainingConfig:
         for name in ("precompute_ref_log_probs", "bf16", "gradient_checkpointing"):
             if getattr(self, name) not in AUTO_FLAGS:
                 problems.append(f"{name} is {getattr(self, name)!r}; use one of {', '.join(AUTO_FLAGS)}")
+        bad = [t for t in self.report_to if t not in ("none", *TRACKERS)]
+        if bad or ("none" in self.report_to and len(self.report_to) > 1):
+            problems.append(
+                f"report_to is {list(self.report_to)}; use ['none'] or any of {', '.join(TRACKERS)}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device is {self.device!r}; use auto, cpu or cuda")
         if self.beta <= 0:
@@ -127,3 +139,23 @@ class TrainingConfig:
         if self.gradient_accumulation_steps < 1 or self.save_steps < 1 or self.logging_steps < 1:
             problems.append("gradient_accumulation_steps, save_steps and logging_steps must be >= 1")
         return problems
+
+
+def report_targets(training: TrainingConfig) -> list[str]:
+    """``training.report_to`` as TrainingArguments' ``report_to``; a tracker whose package is not
+    installed is refused here, before torch is imported, with the command that installs it."""
+    import importlib.util
+
+    from flywheel.errors import ConfigError
+
+    targets = [t for t in training.report_to if t != "none"]
+    missing = [t for t in targets if importlib.util.find_spec(TRACKERS[t]) is None]
+    if missing:
+        raise ConfigError(
+            [
+                f"training.report_to names {', '.join(missing)}, but its package is not installed: "
+                f"pip install {' '.join(TRACKERS[t] for t in missing)} (or set training.report_to = "
+                '["none"])'
+            ]
+        )
+    return targets

@@ -82,7 +82,7 @@ _HASHED_WHEN_SET = ("method", "rpo_alpha", "simpo_gamma", "auto_min_pairs", "aut
 def config_hash(training: Any) -> str:
     """Hash of the settings that change the trained weights (not where checkpoints go)."""
     fields = dataclasses.asdict(training)
-    for key in ("work_dir", "save_steps", "save_total_limit", "resume", "logging_steps"):
+    for key in ("work_dir", "save_steps", "save_total_limit", "resume", "logging_steps", "report_to"):
         fields.pop(key, None)
     defaults = {f.name: f.default for f in dataclasses.fields(training)}
     for key in _HASHED_WHEN_SET:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from training.config import report_targets
 from training.data import Prepared, prepare
 from training.errors import BaseModelError
 from training.paired import PreparedPairs, prepare_pairs
@@ -35,6 +37,50 @@ class LogLastStep(TrainerCallback):
         if state.global_step >= state.max_steps:
             control.should_log = True
         return control
+
+
+class LogProgress(TrainerCallback):
+    """The trainer's metrics and progress through the logger, never on stdout: one log line per
+    logging step (``train step 5/20``, the metrics as ``metrics``) and, when the logs are text on a
+    terminal, a bar on stderr. Replaces transformers' PrinterCallback, which print()s the dicts."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from flywheel.logs import progress_bars
+
+        if state.is_world_process_zero and progress_bars():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=state.max_steps, initial=state.global_step, desc="train", unit="step", file=sys.stderr
+            )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        extra = {"step": state.global_step, "max_steps": state.max_steps, "metrics": dict(logs)}
+        log.info("train step %d/%d", state.global_step, state.max_steps, extra=extra)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _quiet_printer(trainer: Any) -> Any:
+    """The trainer with LogProgress in place of the callbacks that print to stdout."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(LogProgress())
+    return trainer
 
 
 def _flag(value: str, auto: bool) -> bool:
@@ -106,7 +152,7 @@ def _common(config: Any, work: Path, cuda: bool) -> dict[str, Any]:
         save_total_limit=t.save_total_limit,
         logging_steps=t.logging_steps,
         logging_first_step=True,
-        report_to=[],
+        report_to=report_targets(t),
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
@@ -213,7 +259,7 @@ def build_trainer(
         peft_config=_peft(t),
         callbacks=[LogLastStep(), *(callbacks or [])],
     )
-    return trainer, tokenizer, prepared
+    return _quiet_printer(trainer), tokenizer, prepared
 
 
 def build_paired_trainer(
@@ -249,12 +295,12 @@ def build_paired_trainer(
 
         # No ref_model: with LoRA TRL disables the adapters for the reference; in full mode it
         # precomputes the base's log-probs (or, with precompute off, loads the base a second time).
-        return DPOTrainer(**kwargs), tokenizer, prepared
+        return _quiet_printer(DPOTrainer(**kwargs)), tokenizer, prepared
     with _quiet_experimental():
         if method == "simpo":
             from trl.experimental.cpo import CPOTrainer
 
-            return CPOTrainer(**kwargs), tokenizer, prepared
+            return _quiet_printer(CPOTrainer(**kwargs)), tokenizer, prepared
         from trl.experimental.orpo import ORPOTrainer
 
-        return ORPOTrainer(**kwargs), tokenizer, prepared
+        return _quiet_printer(ORPOTrainer(**kwargs)), tokenizer, prepared
