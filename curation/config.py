@@ -10,7 +10,7 @@ from flywheel.config import setting
 CONFLICT_POLICIES = ("majority", "drop", "keep")
 TIE_POLICIES = ("drop", "keep")
 BALANCE_MODES = ("weights", "downsample")
-SPLIT_KEYS = ("session", "prompt")
+SPLIT_KEYS = ("session", "prompt", "component")
 SNAPSHOT_CODECS = ("snappy", "zstd", "lz4_raw")
 # Data-quality expectations that may be made critical (stop the round) or left as warnings.
 DQ_CHECKS = (
@@ -99,7 +99,9 @@ class CurationConfig:
     split_by: str = setting(
         "session",
         "what the held-out split hashes: session (else trace) ids, or prompts (when prompts repeat "
-        "across sessions, which keeps them in train and shrinks the eval split: see eval_share)",
+        "across sessions, which keeps them in train and shrinks the eval split: see eval_share), "
+        "or component: groups of sessions that share prompts, which holds eval near eval_fraction "
+        "with no prompt and no session on both sides",
     )
     seed: int = setting(0, "salts the split, caps and downsampling: same seed, same snapshot")
     threads: int = setting(2, "DuckDB worker threads")

@@ -185,6 +185,44 @@ def _match_traces(con: duckdb.DuckDBPyConnection, params: dict[str, Any], any_fi
         con.execute("CREATE OR REPLACE TEMP VIEW tr_rows AS\n" + load_sql("05_trace_rows"))
 
 
+def _split_groups(con: duckdb.DuckDBPyConnection, by_component: bool) -> tuple[int, int]:
+    """Table ``split_groups`` (split_key -> component) for split_by = component: the connected
+    components of the graph whose edges are the kept rows, between their session (else trace) key
+    and their prompt hash, found by min-label propagation in SQL (one round per step of the
+    longest shortest path; each round two GROUP BYs over the distinct edges). Every session that
+    shares a prompt with another, directly or through others, gets its component; 11_split.sql
+    hashes that, so a prompt can never be on both sides and eval holds about ``eval_fraction`` of
+    the components. Returns (components, rounds); empty table and (0, 0) for the other modes."""
+    con.execute("CREATE OR REPLACE TEMP TABLE split_groups (split_key UBIGINT, component UBIGINT)")
+    if not by_component:
+        return 0, 0
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE split_edges AS"
+        " SELECT DISTINCT split_key AS s, ph AS p FROM capped WHERE reason = 'ok'"
+    )
+    con.execute("INSERT INTO split_groups SELECT DISTINCT s, s FROM split_edges")
+    rounds = 0
+    while True:
+        rounds += 1
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE split_next AS"
+            " WITH by_prompt AS (SELECT e.p, min(g.component) AS c FROM split_edges AS e"
+            "  JOIN split_groups AS g ON e.s = g.split_key GROUP BY e.p)"
+            " SELECT e.s AS split_key, min(b.c) AS component FROM split_edges AS e"
+            " JOIN by_prompt AS b ON e.p = b.p GROUP BY e.s"
+        )
+        changed = _scalar(
+            con,
+            "SELECT count(*) FROM split_next AS n JOIN split_groups AS g USING (split_key)"
+            " WHERE n.component < g.component",
+        )
+        con.execute("DROP TABLE split_groups; ALTER TABLE split_next RENAME TO split_groups")
+        if not changed:
+            break
+    con.execute("DROP TABLE split_edges")
+    return _scalar(con, "SELECT count(DISTINCT component) FROM split_groups"), rounds
+
+
 @dataclasses.dataclass
 class Result:
     counts: dict[str, int]
@@ -309,8 +347,11 @@ def run_pipeline(
     c["capped_per_user"] = reason.get("cap_user", 0)
     c["after_caps"] = reason.get("ok", 0)
 
+    components, rounds = _split_groups(con, cfg.split_by == "component")
+    if cfg.split_by == "component":
+        c["split_components"], c["split_component_rounds"] = components, rounds
     _table(con, "split_rows", "11_split", params)
-    con.execute("DROP TABLE capped")
+    con.execute("DROP TABLE capped; DROP TABLE split_groups")
     c["moved_to_train_shared_prompt"] = _scalar(
         con, "SELECT count(*) FROM split_rows WHERE hashed_eval AND split = 'train'"
     )
