@@ -50,7 +50,7 @@ class EvalsConfig:
     replay_samples: int = setting(
         16,
         "answers per prompt and model (independent samples; an endpoint judge compares the j-th "
-        "answers, a rubric or reward model every candidate answer with every champion answer to the "
+        "answers, a rubric or reward model each candidate answer with 4 champion answers to the "
         "prompt; the analysis is clustered by prompt); 1 when temperature is 0",
     )
     max_new_tokens: int = setting(64, "tokens generated per replay answer at most")

@@ -90,7 +90,11 @@ def bootstrap(
     """Point value, percentile interval and standard error of ``stat`` under cluster resampling."""
     n = len(clusters)
     point = float(stat(np.ones((1, n)))[0])
-    values = stat(cluster_weights(clusters, samples, seed))
+    weights = cluster_weights(clusters, samples, seed)
+    # Resamples in chunks of about 2 M weights, so memory stays bounded however many rows there are
+    # (the statistics build a few arrays of the chunk's shape).
+    step = max(1, 2_000_000 // max(n, 1))
+    values = np.concatenate([stat(weights[i : i + step]) for i in range(0, samples, step)])
     values = values[np.isfinite(values)]
     if not len(values):
         return point, float("nan"), float("nan"), float("nan")
