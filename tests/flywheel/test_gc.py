@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,8 +68,12 @@ def test_gc_keeps_the_newest_n_and_every_champion(tmp_path: Path, registry: Regi
 
 
 def test_keep_flag_overrides_the_config_and_dry_run_removes_nothing(
-    tmp_path: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The command looks for report folders in the temporary directory: give it one of its own, so
+    # the test neither depends on nor touches what other programs left in the machine's.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     config_file = tmp_path / "flywheel.toml"
     config_file.write_text(f'[paths]\nregistry = "{tmp_path / "registry"}"\nruns = "{tmp_path / "runs"}"\n')
     assert cli.main(["gc", "--config", str(config_file), "--keep", "1", "--dry-run"]) == 0
