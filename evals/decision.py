@@ -343,21 +343,42 @@ def drift_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
     )
     support = replay.get("unsupported")
     if support:
-        rise = support["increase"]
-        bad = rise["value"] > cfg.max_unsupported_increase and rise["low"] > 0
         checks.append(
-            Check(
+            _rise_check(
                 "support",
-                not bad,
-                rise["value"],
-                f"rise <= {cfg.max_unsupported_increase}",
+                support,
+                cfg.max_unsupported_increase,
                 f"{support['candidate']:.0%} of the candidate's answers are ones the champion would not "
-                f"write (its own: {support['champion']:.0%}); rise {_ci(rise, cfg.ci_level)}"
-                + (why if bad else ""),
+                f"write (its own: {support['champion']:.0%})",
+                cfg,
                 severity,
+                why,
             )
         )
     return checks
+
+
+def _rise_check(
+    name: str,
+    rates: dict[str, Any],
+    tolerance: float,
+    text: str,
+    cfg: EvalsConfig,
+    severity: str = "veto",
+    why: str = "",
+) -> Check:
+    """A rate of the candidate's answers against the champion's: it fails when the rise is above
+    ``tolerance`` and its interval above 0 (large, and not the noise of sampling)."""
+    rise = rates["increase"]
+    bad = rise["value"] > tolerance and rise["low"] > 0
+    return Check(
+        name,
+        not bad,
+        rise["value"],
+        f"rise <= {tolerance}",
+        f"{text}; rise {_ci(rise, cfg.ci_level)}" + (why if bad else ""),
+        severity,
+    )
 
 
 def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
@@ -385,16 +406,14 @@ def guard_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
     if replay:
         degenerate = replay.get("degenerate")
         if degenerate:
-            rise = degenerate["increase"]
-            bad = rise["value"] > cfg.max_degenerate_increase and rise["low"] > 0
             checks.append(
-                Check(
+                _rise_check(
                     "degenerate",
-                    not bad,
-                    rise["value"],
-                    f"rise <= {cfg.max_degenerate_increase}",
+                    degenerate,
+                    cfg.max_degenerate_increase,
                     f"empty, unfinished or repetitive answers {degenerate['candidate']:.0%} vs the "
-                    f"champion's {degenerate['champion']:.0%}; rise {_ci(rise, cfg.ci_level)}",
+                    f"champion's {degenerate['champion']:.0%}",
+                    cfg,
                 )
             )
         if "format_rate_candidate" in replay:

@@ -270,6 +270,11 @@ def run_rounds(
     return out
 
 
+def in_folder(config: Any, folder: Path) -> Any:
+    """``config`` with its lake, registry and runs under ``folder``."""
+    return config.replace(**{f"paths.{k}": str(folder / k) for k in ("lake", "registry", "runs")})
+
+
 def main() -> None:  # pragma: no cover - the table for the notes: python -m tests.evals.worlds ROOT
     import sys
     import tempfile
@@ -290,16 +295,7 @@ def main() -> None:  # pragma: no cover - the table for the notes: python -m tes
                 tag = f"{world}-{budget}-{'judge' if judged else 'nojudge'}"
                 folder = root / tag
                 shutil.rmtree(folder, ignore_errors=True)
-                config = base_config.replace(
-                    **{
-                        k: str(folder / v)
-                        for k, v in (
-                            ("paths.lake", "lake"),
-                            ("paths.registry", "registry"),
-                            ("paths.runs", "runs"),
-                        )
-                    }
-                )
+                config = in_folder(base_config, folder)
                 rows = run_rounds(config, world, budget, judged, rounds, base)
                 for r in rows:
                     m = r["metrics"]
@@ -320,16 +316,7 @@ def main() -> None:  # pragma: no cover - the table for the notes: python -m tes
         for judged in (True, False) if "bad" in parts else ():
             folder = root / f"{world}-bad-{'judge' if judged else 'nojudge'}"
             shutil.rmtree(folder, ignore_errors=True)
-            config = base_config.replace(
-                **{
-                    k: str(folder / v)
-                    for k, v in (
-                        ("paths.lake", "lake"),
-                        ("paths.registry", "registry"),
-                        ("paths.runs", "runs"),
-                    )
-                }
-            )
+            config = in_folder(base_config, folder)
             kinds = (*BAD_KINDS, "padded") if world == "biased_judge" else BAD_KINDS
             for kind, r in run_bad_kinds(config, world, judged, base, kinds).items():
                 print(
