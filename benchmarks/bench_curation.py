@@ -1,16 +1,19 @@
-"""Curation throughput: synthetic raw lakes of 1 M and 10 M feedback events to a snapshot.
+"""Curation throughput at production shapes: synthetic raw lakes of N traces of which a share got
+feedback (``BENCH_CURATION_SHAPES``, comma-separated ``traces:share``, default
+``1000000:1,1000000:0.05,1000000:0.01``; ``10000000:0.01`` takes minutes per run).
 
-Figures: seconds and peak RSS of the whole DuckDB curation (``curation.run.run``: SQL chain,
-export, GX report, summary), of the same with PII redaction off (``curation.redact_pii``: what
-redaction adds), and of the same logic written plainly in pandas (the baseline; its redaction is
-four regexes, not the checked kinds of ``curation.pii``), each in a fresh process on the same lake,
-and their ratio. Beside them, a floor from the same run:
-the columns the snapshot takes from the window's traces copied once, as the snapshot is written,
-with nothing decided; the curation's time over it says how much of the time is its logic. Sizes: ``BENCH_CURATION_SIZES``
-(comma-separated, default ``1000000,10000000``); pandas runs at sizes up to
-``BENCH_CURATION_PANDAS_MAX`` (default 1000000: at 10 M it needs far more memory than the
-machine's 24 GiB once every text column is in memory). Lakes are generated once with
-numpy/pyarrow and cached under ``.cache/bench_curation/``.
+Engines (``BENCH_CURATION_ENGINES``, default ``duckdb,duckdb-core,duckdb-component,polars,match-floor``),
+each in a fresh process on the same lake, back to back, ``BENCH_CURATION_REPS`` times (ratios are
+paired within a rep, and every line carries the load average, as the machine is shared):
+the whole DuckDB curation (``curation.run.run``: chain, export, digest, pairs, GX report, summary);
+the chain and the export alone (``duckdb-core``) and the same with ``split_by = component``; the
+core semantics written plainly with Polars (the baseline a user would pick; four PII regexes); and
+the floor (``match-floor``): the trace ids scanned once and matched to the feedback's, then the
+matched traces' text read once and written once, with nothing decided. It grows with the feedback,
+as the curation should; a floor that copies every trace's text (``copy-floor``, ``keys-floor``,
+also selectable, with ``pandas`` and ``duckdb-no-pii``) costs more than the whole curation at 1-5 %.
+Each run prints the gate's evidence: the eval rows and their thumbs up and down. Lakes are
+generated once with numpy/pyarrow and cached under ``.cache/bench_curation/``.
 
     python -m benchmarks curation
 """
@@ -33,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from benchmarks.curation_floor import copy_floor, keys_floor
+from benchmarks.curation_floor import copy_floor, keys_floor, match_floor
 
 CACHE = Path(".cache/bench_curation")
 AS_OF = "2026-03-29T00:00:00Z"
@@ -298,6 +301,88 @@ def pandas_curate(lake: Path, out: Path) -> dict[str, int]:
     return counts
 
 
+def polars_curate(lake: Path, out: Path) -> dict[str, int]:
+    """The curation's core semantics written plainly with Polars' lazy API, as a user would pick
+    it: feedback deduplicated (first copy), the latest action per user and trace, the window's age,
+    the join to the first copy of each trace (only the traces feedback names), thumbs and edits
+    as rows, conflicts by majority (ties dropped), empty and over-long texts dropped, caps per
+    prompt and per user by a seeded hash, the split by session with a prompt on both sides kept in
+    train, four PII regexes, both splits written. Its hashes are Polars', not DuckDB's: as many rows
+    survive, and a few fall on the other side of the split."""
+    import polars as pl
+
+    as_of = dt.datetime.fromisoformat(AS_OF.replace("Z", "+00:00"))
+    cutoff = as_of - dt.timedelta(days=30)
+
+    def scan(stream: str) -> pl.LazyFrame:
+        return pl.scan_parquet(str(lake / "raw" / stream / "**" / "*.parquet"), hive_partitioning=False)
+
+    known = (pl.col("event_time") <= as_of) & (pl.col("_ingested_at") <= as_of)
+    order = ["_ingested_at", "_partition", "_offset"]
+    fb = (
+        scan("feedback")
+        .filter(known)
+        .select("event_id", "trace_id", "user_id", "event_time", "kind", "label", "edited_completion", *order)
+        .sort(order)
+        .unique("event_id", keep="first", maintain_order=True)
+        .with_columns(user_key=pl.col("user_id").fill_null(pl.lit("anonymous:") + pl.col("event_id")))
+        .sort(["event_time", "event_id"], descending=True)
+        .unique(["user_key", "trace_id"], keep="first", maintain_order=True)
+        .filter(pl.col("event_time") >= cutoff)
+        .filter((pl.col("kind") == "edit") | pl.col("label").is_in(["up", "down"]))
+    )
+    traces = (
+        scan("traces")
+        .filter(known)
+        .join(fb.select("trace_id").unique(), on="trace_id", how="semi")
+        .sort(order)
+        .unique("trace_id", keep="first", maintain_order=True)
+        .select("trace_id", "model_version", "prompt", "completion", "session_id", "tags", "prompt_format")
+    )
+    j = fb.drop(order).join(traces, on="trace_id", how="inner")
+    keep = ["prompt", "prompt_format", "completion", "label", "trace_id", "model_version", "event_time"]
+    keep += ["source", "session_id", "user_id", "tags", "event_id", "user_key"]
+    rows = pl.concat(
+        [
+            j.filter(pl.col("kind") == "thumb").with_columns(
+                source=pl.lit("thumb"), label=pl.col("label") == "up"
+            ),
+            j.filter(pl.col("kind") == "edit").with_columns(
+                source=pl.lit("edit"), label=pl.lit(True), completion=pl.col("edited_completion")
+            ),
+            j.filter(pl.col("kind") == "edit").with_columns(
+                source=pl.lit("edit_original"), label=pl.lit(False)
+            ),
+        ]
+    ).select(keep)
+    pair = ["prompt", "completion"]
+    n_up = pl.col("label").cast(pl.Int64).sum().over(pair)
+    n_down = pl.len().over(pair) - n_up
+    rows = rows.filter((n_up == 0) | (n_down == 0) | ((n_up > n_down) == pl.col("label")) & (n_up != n_down))
+    rows = rows.filter(
+        (pl.col("prompt").str.strip_chars().str.len_chars() >= 1)
+        & (pl.col("completion").fill_null("").str.strip_chars().str.len_chars() >= 1)
+        & (pl.col("prompt").str.len_chars() <= 8000)
+        & (pl.col("completion").str.len_chars() <= 8000)
+    )
+    rows = rows.with_columns(rk=(pl.col("event_id") + pl.col("source")).hash(0)).sort("rk")
+    rows = rows.filter(pl.int_range(pl.len()).over("prompt") < 50)
+    rows = rows.filter(pl.int_range(pl.len()).over("user_key") < 1000)
+    hashed_eval = pl.col("session_id").fill_null(pl.col("trace_id")).hash(0) % 1_000_000 < 100_000
+    rows = rows.with_columns(eval=hashed_eval.all().over("prompt"))
+    for column in ("prompt", "completion"):
+        for pattern, token in PII:
+            rows = rows.with_columns(pl.col(column).str.replace_all(pattern, token))
+    done = rows.drop("rk", "user_key").collect()
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split, flag in (("train", False), ("eval", True)):
+        part = done.filter(pl.col("eval") == flag).drop("eval")
+        part.write_parquet(out / f"{split}.parquet", compression="snappy")
+        counts[split] = part.height
+    return counts
+
+
 def duckdb_curate(lake: Path, out: Path, redact: bool = True) -> dict[str, int]:
     from curation.run import run
     from curation.snapshot import load_manifest
@@ -311,13 +396,21 @@ def duckdb_curate(lake: Path, out: Path, redact: bool = True) -> dict[str, int]:
         }
     )
     path = run(config, as_of=AS_OF)
-    counts = load_manifest(path)["counts"]
+    manifest = load_manifest(path)
+    counts, held_out = manifest["counts"], manifest["class_counts"]["eval"]
     shutil.rmtree(path)  # the next run must build, not find, the snapshot
-    return {"train": counts["train"], "eval": counts["eval"], "pii_rows": counts.get("pii_any", 0)}
+    return {
+        "train": counts["train"],
+        "eval": counts["eval"],
+        "pii_rows": counts.get("pii_any", 0),
+        # the gate's evidence: the held-out rows and their thumbs
+        "eval_up": held_out["desirable"],
+        "eval_down": held_out["undesirable"],
+    }
 
 
-def duckdb_core(lake: Path, out: Path) -> dict[str, int]:
-    """The SQL chain and the export only: the same work as the pandas baseline (no report)."""
+def duckdb_core(lake: Path, out: Path, split_by: str = "session") -> dict[str, int]:
+    """The SQL chain and the export only: the same work as the Polars baseline (no report)."""
     import tempfile
 
     from curation.pipeline import Window, connect, run_pipeline
@@ -325,18 +418,27 @@ def duckdb_core(lake: Path, out: Path) -> dict[str, int]:
     from curation.snapshot import write_splits
     from flywheel.config import defaults
 
-    cfg = defaults().curation
+    cfg = defaults().replace(**{"curation.split_by": split_by}).curation
     out.mkdir(parents=True, exist_ok=True)
     con = connect(cfg, Path(tempfile.mkdtemp(dir=out)))
     result = run_pipeline(con, lake, cfg, Window.build(parse_as_of(AS_OF), cfg), None)
     write_splits(con, out, result.params, cfg.snapshot_compression)
-    return {"train": result.counts["train"], "eval": result.counts["eval"]}
+    held_out = result.class_counts["eval"]
+    return {
+        "train": result.counts["train"],
+        "eval": result.counts["eval"],
+        "eval_up": held_out["desirable"],
+        "eval_down": held_out["undesirable"],
+    }
 
 
 ENGINES = {
     "duckdb": duckdb_curate,
     "duckdb-no-pii": lambda lake, out: duckdb_curate(lake, out, redact=False),
     "duckdb-core": duckdb_core,
+    "duckdb-component": lambda lake, out: duckdb_core(lake, out, split_by="component"),
+    "polars": polars_curate,
+    "match-floor": lambda lake, out: match_floor(lake, out, AS_OF),
     "pandas": pandas_curate,
     "copy-floor": lambda lake, out: copy_floor(lake, out, AS_OF),
     "keys-floor": lambda lake, out: keys_floor(lake, out, AS_OF),
@@ -377,77 +479,85 @@ def measure(engine: str, lake: Path) -> dict[str, Any]:
     return result
 
 
-def _line(n: int, label: str, r: dict[str, Any]) -> str:
-    gib = 1024**3
+LABELS = {
+    "duckdb": "duckdb, whole curation (with report)",
+    "duckdb-no-pii": "duckdb, whole curation, no PII",
+    "duckdb-core": "duckdb, SQL chain + export",
+    "duckdb-component": "duckdb, chain + export, split_by=component",
+    "polars": "polars baseline, core semantics",
+    "match-floor": "floor: ids scanned, matched text r+w",
+    "pandas": "pandas, core semantics",
+    "copy-floor": "every trace's text copied once",
+    "keys-floor": "keys and every trace's text hashed",
+}
+DEFAULT_ENGINES = "duckdb,duckdb-core,duckdb-component,polars,match-floor"
+
+
+def _line(shape: str, label: str, r: dict[str, Any]) -> str:
+    head = f"  {shape:<22} {label:<42} {r['seconds']:6.1f} s  RSS {r['rss'] / 1024**3:4.2f} GiB  load {r['load']:4.1f}"
     if "rows" in r:
-        return (
-            f"  {n:>11,} events  {label:<34} {r['seconds']:7.1f} s  peak RSS {r['rss'] / gib:5.2f} GiB"
-            f"  -> {r['rows']:,} rows"
-        )
-    return (
-        f"  {n:>11,} events  {label:<34} {r['seconds']:7.1f} s  peak RSS {r['rss'] / gib:5.2f} GiB"
-        f"  -> {r['train']:,} train / {r['eval']:,} eval rows"
-    )
+        return f"{head}  -> {r['rows']:,} rows"
+    tail = f"  -> {r['train']:,} train / {r['eval']:,} eval"
+    if "eval_up" in r:
+        share = r["eval"] / max(r["train"] + r["eval"], 1)
+        tail += f" ({share:.1%}; eval thumbs up {r['eval_up']:,} / down {r['eval_down']:,})"
+    return head + tail
+
+
+def _ratio(runs: dict[str, list[dict[str, Any]]], a: str, b: str) -> str:
+    """a's time over b's, per rep (both measured in the same rep, back to back)."""
+    pairs = [x["seconds"] / y["seconds"] for x, y in zip(runs.get(a, []), runs.get(b, []), strict=False)]
+    return ", ".join(f"{p:.2f}x" for p in pairs) or "n/a"
+
+
+def _shapes() -> list[tuple[int, float]]:
+    """BENCH_CURATION_SHAPES: comma-separated traces:share (feedback events per trace)."""
+    raw = os.environ.get("BENCH_CURATION_SHAPES", "1000000:1,1000000:0.05,1000000:0.01")
+    shapes = []
+    for item in raw.split(","):
+        traces, _, share = item.strip().partition(":")
+        shapes.append((int(traces), float(share or 1)))
+    return shapes
 
 
 def main() -> None:
-    sizes = [
-        int(s) for s in os.environ.get("BENCH_CURATION_SIZES", "1000000,10000000").split(",") if s.strip()
-    ]
-    pandas_max = int(os.environ.get("BENCH_CURATION_PANDAS_MAX", "1000000"))
+    engines = [e.strip() for e in os.environ.get("BENCH_CURATION_ENGINES", DEFAULT_ENGINES).split(",")]
+    reps = int(os.environ.get("BENCH_CURATION_REPS", "1"))
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise SystemExit(f"BENCH_CURATION_ENGINES: unknown {unknown}; known: {', '.join(ENGINES)}")
     print(
         f"  load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares them)"
     )
-    for n in sizes:
-        lake = cached_lake(n)
-        runs = {}
-        for engine, label in (
-            ("duckdb", "duckdb, whole curation (with report)"),
-            ("duckdb-no-pii", "duckdb, whole curation, no PII"),
-            ("duckdb-core", "duckdb, SQL chain + export"),
-            ("pandas", "pandas baseline, same steps"),
-            ("copy-floor", "floor: traces' columns copied once"),
-            ("keys-floor", "floor: keys hashed, bare set ops"),
-        ):
-            if engine == "pandas" and n > pandas_max:
+    for traces, share in _shapes():
+        lake = cached_lake(round(traces * share), traces=traces)
+        shape = f"{traces / 1e6:g} M tr / {share:.0%} fb"
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(reps):  # each rep runs every engine once, back to back: ratios pair within a rep
+            for engine in engines:
+                r = measure(engine, lake)
+                r["load"] = os.getloadavg()[0]
+                if "error" in r:
+                    print(f"  {shape:<22} {LABELS[engine]} FAILED: {r['error']}", flush=True)
+                    continue
+                runs.setdefault(engine, []).append(r)
+                print(_line(shape, LABELS[engine], r), flush=True)
+
+        for engine in ("duckdb", "duckdb-core"):
+            if engine in runs:
                 print(
-                    f"  {n:>11,} events  pandas baseline skipped (above BENCH_CURATION_PANDAS_MAX={pandas_max:,})"
+                    f"  {shape:<22} polars / {engine}: {_ratio(runs, 'polars', engine)}   "
+                    f"{engine} / floor: {_ratio(runs, engine, 'match-floor')}",
+                    flush=True,
                 )
-                continue
-            r = measure(engine, lake)
-            if "error" in r:
-                print(f"  {n:>11,} events  {label} FAILED: {r['error']}")
-                continue
-            runs[engine] = r
-            print(_line(n, label, r), flush=True)
-        if "pandas" in runs:
-            base = runs["pandas"]
-            for engine in ("duckdb-core", "duckdb"):
-                if engine in runs:
-                    r = runs[engine]
-                    print(
-                        f"  {n:>11,} events  ratio pandas/{engine}: {base['seconds'] / r['seconds']:.2f}x time, "
-                        f"{base['rss'] / r['rss']:.2f}x peak memory",
-                        flush=True,
-                    )
-        if "duckdb" in runs and "duckdb-no-pii" in runs:
-            on, off = runs["duckdb"], runs["duckdb-no-pii"]
-            added = on["seconds"] - off["seconds"]
+        if "duckdb" in runs and "duckdb-core" in runs:
+            added = [
+                x["seconds"] - y["seconds"] for x, y in zip(runs["duckdb"], runs["duckdb-core"], strict=False)
+            ]
             print(
-                f"  {n:>11,} events  redaction adds {added:.1f} s ({added / off['seconds']:+.0%} of the"
-                f" curation without it), {(on['rss'] - off['rss']) / 1024**2:+.0f} MiB peak RSS;"
-                f" {on.get('pii_rows', 0):,} rows redacted",
-                flush=True,
+                f"  {shape:<22} whole over chain + export (digest, pairs, report):"
+                f" {', '.join(f'{a:.1f} s' for a in added)}"
             )
-        if "copy-floor" in runs and "keys-floor" in runs:
-            floor = runs["copy-floor"]["seconds"] + runs["keys-floor"]["seconds"]
-            print(f"  {n:>11,} events  floor, both parts: {floor:.1f} s", flush=True)
-            for engine in ("duckdb-core", "duckdb"):
-                if engine in runs:
-                    print(
-                        f"  {n:>11,} events  {engine} / floor: {runs[engine]['seconds'] / floor:.2f}x the time",
-                        flush=True,
-                    )
     print(f"  load average after: {os.getloadavg()[0]:.1f}")
 
 
