@@ -126,9 +126,19 @@ def run(config: Any, candidate: str | None = None, snapshot: str | Path | None =
     metrics["agreement"]["approved_mass"] = agreement.approved_mass(frame, scores, cfg)
     metrics["slices"] = agreement.slice_metrics(frame, scores, clusters, cfg)
     scored = time.perf_counter()
+    log.info(
+        "gate: agreement scored in %.1fs (AUC %.3f)", scored - started, metrics["agreement"]["auc"]["value"]
+    )
     replayed: Replay | None = None
     if cfg.replay_prompts:
+        log.info("gate: replay: %d answers per prompt and model, judge %s", cfg.replay_draws(), cfg.judge)
         replayed = run_replay(frame, cand, champ, make_judge(cfg), cfg)
+        log.info(
+            "gate: replayed %d prompts (%d pairs) in %.1fs",
+            replayed.prompts_used,
+            len(replayed.prompts),
+            time.perf_counter() - scored,
+        )
         if replayed.prompts_used < replayed.prompts_available:
             log.warning(
                 "gate: replay uses %d of %d distinct held-out prompts (evals.replay_prompts caps it)",
