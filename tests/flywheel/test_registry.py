@@ -320,7 +320,17 @@ def test_register_champion_with_a_newline_in_the_version_fails_and_writes_nothin
     root = tmp_path / "registry"
     src = fake_checkpoint(tmp_path / "base", b"base-weights")
     code = cli.main(
-        ["register", str(src), "--champion", "--version", "nl\n", "--config", str(_config(tmp_path, root))]
+        [
+            "register",
+            str(src),
+            "--champion",
+            "--version",
+            "nl\n",
+            "--config",
+            str(_config(tmp_path, root)),
+            "--log-format",
+            "text",
+        ]
     )
     assert code == 1
     assert "invalid version name 'nl\\n'" in capsys.readouterr().err
