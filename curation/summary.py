@@ -48,7 +48,7 @@ def _columns(
     top: float | None = None,
 ) -> str:
     """Vertical bars per name: one per series side by side, or stacked; a legend when several."""
-    width, height, left, bottom, plot_top = 640, 280, 56, 50, 30
+    width, height, left, bottom, plot_top = 640, 310, 56, 80, 30
     inner_w, inner_h = width - left - 16, height - bottom - plot_top
     totals = [
         sum(v[k] for _, v in series) if stacked else max((v[k] for _, v in series), default=0)
