@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
@@ -195,4 +196,7 @@ def write_textfile(runs: str | os.PathLike[str], path: str | os.PathLike[str]) -
         code = int(rec.get("exit_code", 0 if rec.get("status") in ("completed", "skipped") else 1))
         outcome = str(rec.get("outcome") or "failed")
         monitor.rounds.labels(result="ok" if code == 0 else "failed", outcome=outcome).inc()
+    # node-exporter's textfile folder may not exist yet on a fresh volume: make it, as the
+    # collector only reads what is there.
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), monitor.registry)

@@ -26,8 +26,7 @@ def test_textfile_holds_the_last_round_and_rounds_by_outcome(tmp_path: Path) -> 
     config = make_config(tmp_path)
     run(config, stages=stages(tmp_path))  # promoted
     run(config, stages=stages(tmp_path))  # same snapshot: skipped
-    out = tmp_path / "textfile" / "flywheel.prom"
-    out.parent.mkdir()
+    out = tmp_path / "textfile" / "flywheel.prom"  # a folder that does not exist yet is made
     write_textfile(config.paths.runs, out)
     got = _samples(out)
     assert got[("flywheel_nightly_runs_total", (("outcome", "promoted"), ("result", "ok")))] == 1
