@@ -294,7 +294,7 @@ def _slice_check(
     )
 
 
-def _softened(cfg: EvalsConfig, win: dict[str, Any] | None) -> tuple[str, str]:
+def _softened(win: dict[str, Any] | None) -> tuple[str, str]:
     if win is None:
         return "veto", ""
     return (
@@ -306,7 +306,7 @@ def _softened(cfg: EvalsConfig, win: dict[str, Any] | None) -> tuple[str, str]:
 def drift_checks(metrics: dict[str, Any], cfg: EvalsConfig) -> list[Check]:
     """The chosen-probability drop, KL drift and support: vetoes, or warnings beside a judged win."""
     win = _significant_win(metrics)
-    severity, why = _softened(cfg, win)
+    severity, why = _softened(win)
     checks = []
     mass = metrics["agreement"].get("approved_mass", {}).get("change_per_token")
     if mass:

@@ -49,7 +49,8 @@ Answer B:
 Better answer (A or B):"""
 
 
-def _compare(cand: np.ndarray, champ: np.ndarray) -> Verdicts:
+def compare(cand: np.ndarray, champ: np.ndarray) -> Verdicts:
+    """Verdicts from two scores per pair: 1 where the candidate scores higher, 0 lower, 0.5 equal."""
     return np.where(cand > champ, 1.0, np.where(cand < champ, 0.0, 0.5)), cand - champ
 
 
@@ -84,7 +85,7 @@ class PointwiseJudge:
         self.score = score
 
     def __call__(self, prompts: Sequence[str], cand: Sequence[str], champ: Sequence[str]) -> Verdicts:
-        return _compare(self.score(prompts, cand), self.score(prompts, champ))
+        return compare(self.score(prompts, cand), self.score(prompts, champ))
 
 
 def rubric_judge(spec: str) -> PointwiseJudge:

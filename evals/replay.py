@@ -27,7 +27,7 @@ from evals import health, stats
 from evals.config import EvalsConfig
 from evals.data import render_prompt, tag_slices, tags
 from evals.generate import Answer, sample
-from evals.judges import Judge, PointwiseJudge
+from evals.judges import Judge, PointwiseJudge, compare
 from evals.scoring import Loaded, encode, token_logprobs
 
 
@@ -148,8 +148,7 @@ def run_replay(
         j, r = np.divmod(np.arange(k * m), m)
         left = (np.arange(len(chosen))[:, None] * k + j).ravel()
         right = (np.arange(len(chosen))[:, None] * k + (j + r) % k).ravel()
-        judgement = np.where(s_c[left] > s_h[right], 1.0, np.where(s_c[left] < s_h[right], 0.0, 0.5))
-        margin = s_c[left] - s_h[right]
+        judgement, margin = compare(s_c[left], s_h[right])
     else:
         left = right = np.arange(len(prompts))
         if judge is not None:

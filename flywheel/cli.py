@@ -1,6 +1,6 @@
 """The `flywheel` command line: parse, resolve the config, call the stage, map errors to exit codes.
 
-Commands stay thin (STYLE.md, "Shape"): each handler resolves the
+Commands stay thin: each handler resolves the
 configuration (defaults < --config file < FLYWHEEL_* environment < flags) and
 calls one function of a stage. Stage modules are imported lazily so that
 `flywheel status` does not pay for importing torch.

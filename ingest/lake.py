@@ -1,6 +1,6 @@
 """Where ingest puts files, and what it finds there when it (re)takes a partition.
 
-Layout (DESIGN.md): ``<lake>/raw/<stream>/dt=<YYYY-MM-DD>/<topic>-<partition>-<first>-<last>.parquet``
+Layout (docs/contracts.md): ``<lake>/raw/<stream>/dt=<YYYY-MM-DD>/<topic>-<partition>-<first>-<last>.parquet``
 and the same under ``dlq/``. ``first`` and ``last`` are the offsets of the
 batch that wrote the file; a batch whose records span several event dates
 writes one file of that name in each date folder.
