@@ -97,7 +97,7 @@ def _direct(config: Any, total: int) -> tuple[float, list[float]]:
 
 def main() -> None:
     from flywheel import config as cfg
-    from flywheel.broker import EmbeddedBroker
+    from flywheel.dev.broker import EmbeddedBroker
 
     with EmbeddedBroker(topics=("bench.traces", "bench.feedback")) as broker:
         config = cfg.load(

@@ -34,7 +34,7 @@ def _config(root: Path, **overrides: Any) -> Any:
         "paths.lake": str(root / "lake"),
         "paths.runs": str(root / "runs"),  # training checkpoints: a fresh run each time, no resume
         "evals.judge": "rubric",
-        "evals.rubric": "training.world:World.rubric",
+        "evals.rubric": "flywheel.dev.world:World.rubric",
         "evals.max_new_tokens": 32,
         "evals.device": os.environ.get("BENCH_GATE_DEVICE", "cpu"),
     }
@@ -42,7 +42,7 @@ def _config(root: Path, **overrides: Any) -> Any:
 
 
 def _traces(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
-    from training.world import World
+    from flywheel.dev.world import World
 
     world, rng = World(seed=0), random.Random(seed)
     rows = []
@@ -93,7 +93,7 @@ def main() -> None:
         if os.environ.get("BENCH_GATE_MODEL"):
             base = Path(os.environ["BENCH_GATE_MODEL"])
         else:
-            from training.tiny_world import build
+            from flywheel.dev.tiny_world import build
 
             base = build(config)
         device = torch.device(cfg.device)
@@ -144,8 +144,8 @@ def main() -> None:
 
 
 def _whole_gate(config: Any, root: Path, base: Path) -> None:
+    from core.registry import Registry
     from evals.run import run
-    from flywheel.registry import Registry
 
     registry = Registry.from_config(config)
     registry.register(base, champion=True, version="champion")

@@ -167,8 +167,8 @@ def _latency(broker: Any, tmp: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    from flywheel.broker import EmbeddedBroker
     from flywheel.config import write_resolved
+    from flywheel.dev.broker import EmbeddedBroker
 
     with (
         tempfile.TemporaryDirectory() as tmpdir,

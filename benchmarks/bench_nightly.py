@@ -33,9 +33,9 @@ def _setup(root: Path) -> tuple[Any, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from core.registry import Registry
     from flywheel import config as cfg
     from flywheel.nightly import Stages
-    from flywheel.registry import Registry
 
     config = cfg.load(
         None,
@@ -78,7 +78,7 @@ def _setup(root: Path) -> tuple[Any, Any]:
 
 
 def _baseline(n: int) -> list[float]:
-    from flywheel.registry import Registry
+    from core.registry import Registry
 
     times = []
     with tempfile.TemporaryDirectory() as tmp:

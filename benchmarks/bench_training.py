@@ -61,9 +61,9 @@ def _config(root: Path) -> Any:
 
 def _setup(root: Path) -> tuple[Path, Path]:
     sys.path.insert(0, str(REPO))
+    from flywheel.dev.tiny_world import build
+    from flywheel.dev.world import World
     from tests.fixtures_model import pair_rows, snapshot_rows, write_snapshot
-    from training.tiny_world import build
-    from training.world import World
 
     base = build(_config(root))
     world = World(0)
@@ -84,7 +84,7 @@ def _tokens(snap: Path, base: Path) -> int:
 
 
 def _ours(root: Path, base: Path, snap: Path) -> dict[str, Any]:
-    from flywheel.registry import Registry
+    from core.registry import Registry
     from training.run import run
 
     config = _config(root)
@@ -130,7 +130,7 @@ def _baseline(root: Path, base: Path, snap: Path) -> dict[str, Any]:
 
 
 def _method(root: Path, base: Path, snap: Path, method: str) -> dict[str, Any]:
-    from flywheel.registry import Registry
+    from core.registry import Registry
     from training.run import run
 
     config = _config(root).replace(**{"training.method": method, "training.max_steps": METHOD_STEPS})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from collect.app import Settings, build_app, parse_keys
-from flywheel.errors import ConfigError
+from core.errors import ConfigError
 
 KEYS_ENV = "COLLECT_API_KEYS"
 

@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from core.files import fsync_dir
 from curation.errors import CurationError
-from flywheel.fsutil import fsync_dir
 
 TOMBSTONES = "tombstones"
 STREAMS = ("feedback", "traces")

@@ -5,7 +5,7 @@ are read (pruning), and the rows in folders that are wholly too old are
 counted from the Parquet footers, without reading a column.
 
 The raw lake may be in an object store (``paths.raw_lake = "s3://bucket/prefix"``, see
-ingest.lake): the folders are listed and the footers read through pyarrow's filesystem, and
+core.lake): the folders are listed and the footers read through pyarrow's filesystem, and
 DuckDB reads the window's files as ``s3://`` URLs through the same filesystem (`attach`), so
 the same endpoint and credentials serve both and no DuckDB extension is needed.
 """
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ingest.lake import Lake, ObjectLake
+from core.lake import Lake, ObjectLake
 
 _TS_MS = pa.timestamp("ms", tz="UTC")
 _TS_US = pa.timestamp("us", tz="UTC")

@@ -17,8 +17,8 @@ from typing import Any
 
 import duckdb
 
+from core.files import sha256_file
 from curation.pipeline import load_sql, sql_literal, used_params
-from flywheel.fsutil import sha256_file
 
 SQL = "15_pairs"
 FILES = {"train": "pairs.parquet", "eval": "pairs_eval.parquet"}

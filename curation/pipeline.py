@@ -25,12 +25,12 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from core.lake import Lake
 from curation import pii
 from curation.config import CurationConfig
 from curation.forget import tombstones
 from curation.lake import attach, empty_table, window_files
 from curation.policy import Balance, balance
-from ingest.lake import Lake
 
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"\$([a-z_]+)")

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.lake import Lake, ObjectLake, is_url, open_lake
+from core.registry import Registry
 from curation import pairs as pair_mining
 from curation.errors import CurationError, DataQualityError
 from curation.lake import has_stream
@@ -34,8 +36,6 @@ from curation.snapshot import (
     write_splits,
 )
 from flywheel.config import write_resolved
-from flywheel.registry import Registry
-from ingest.lake import Lake, ObjectLake, is_url, open_lake
 
 log = logging.getLogger(__name__)
 

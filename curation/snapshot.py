@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from core.files import sha256_file
 from curation import pii
 from curation.errors import CurationError
 from curation.pipeline import load_sql, sql_literal, used_params
-from flywheel.fsutil import sha256_file
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")

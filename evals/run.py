@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from core.registry import Registry
 from evals import agreement, data, decision, report
 from evals.errors import EvalError
 from evals.judges import make_judge
@@ -27,7 +28,6 @@ from evals.replay import Replay, replay_metrics, run_replay, users_length_prefer
 from evals.replay import slice_metrics as replay_slice_metrics
 from evals.scoring import load, pick_device
 from flywheel.config import write_resolved
-from flywheel.registry import Registry
 
 log = logging.getLogger(__name__)
 

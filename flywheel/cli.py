@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.errors import FlywheelError
 from flywheel import __version__
-from flywheel.errors import FlywheelError
 
 # Exit codes of the public interface.
 EXIT_OK = 0
@@ -53,7 +53,7 @@ def _note(message: str, level: str = "info") -> None:
     the logger when the logs are JSON, so every stderr line is then a JSON object."""
     import logging
 
-    from flywheel.logs import json_logs
+    from core.logs import json_logs
 
     if json_logs():
         getattr(logging.getLogger("flywheel.cli"), level)(message)
@@ -63,7 +63,7 @@ def _note(message: str, level: str = "info") -> None:
 
 def _libraries() -> None:
     """Commands that load the ML libraries route their logs and progress bars through ours."""
-    from flywheel.logs import adopt_libraries
+    from core.logs import adopt_libraries
 
     adopt_libraries()
 
@@ -73,7 +73,7 @@ def _libraries() -> None:
 
 
 def _broker(args: argparse.Namespace, config: Any) -> int:
-    from flywheel.broker import serve
+    from flywheel.dev.broker import serve
 
     serve(config, port=args.port)
     return EXIT_OK
@@ -88,7 +88,7 @@ def _ingest(args: argparse.Namespace, config: Any) -> int:
 
 
 def _simulate(args: argparse.Namespace, config: Any) -> int:
-    from flywheel.simulate import run
+    from flywheel.dev.simulate import run
 
     stats = run(config)
     print(stats.summary())
@@ -147,7 +147,7 @@ def _eval(args: argparse.Namespace, config: Any) -> int:
 
 
 def _register(args: argparse.Namespace, config: Any) -> int:
-    from flywheel.registry import Registry
+    from core.registry import Registry
 
     registry = Registry.from_config(config)
     previous = registry.champion() if args.champion else None
@@ -161,7 +161,7 @@ def _register(args: argparse.Namespace, config: Any) -> int:
 
 
 def _promote(args: argparse.Namespace, config: Any) -> int:
-    from flywheel.registry import Registry
+    from core.registry import Registry
 
     registry = Registry.from_config(config)
     previous = registry.champion()
@@ -172,7 +172,7 @@ def _promote(args: argparse.Namespace, config: Any) -> int:
 
 
 def _rollback(args: argparse.Namespace, config: Any) -> int:
-    from flywheel.registry import Registry
+    from core.registry import Registry
 
     registry = Registry.from_config(config)
     previous = registry.champion()
@@ -197,7 +197,7 @@ def _hand_off(config: Any, version: str, previous: str | None, reason: str, acti
 
 
 def _status(args: argparse.Namespace, config: Any) -> int:
-    from flywheel.registry import Registry
+    from core.registry import Registry
 
     print(Registry.from_config(config).status_text())
     return EXIT_OK
@@ -249,7 +249,7 @@ def _schedule(args: argparse.Namespace, config: Any) -> int:
 
 def _demo(args: argparse.Namespace, config: Any) -> int:
     _libraries()
-    from flywheel.demo import run
+    from flywheel.dev.demo import run
 
     return run(config)
 
@@ -282,7 +282,7 @@ def _show_config(args: argparse.Namespace, config: Any) -> int:
 
 
 def _tiny_world(args: argparse.Namespace, config: Any) -> int:
-    from training.tiny_world import build
+    from flywheel.dev.tiny_world import build
 
     path = build(config, force=args.force)
     print(path)
@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from flywheel.logs import setup_logging
+    from core.logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
     try:

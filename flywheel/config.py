@@ -15,7 +15,7 @@ The environment overrides the file with ``FLYWHEEL_<SECTION>__<KEY>``
 both. Other ``FLYWHEEL_*`` names (no double underscore: Kubernetes service links)
 are warned about and ignored. A relative path in a file (:data:`PATH_KEYS`) is
 relative to the file's folder. Unknown sections or keys anywhere are errors, and every problem is
-reported at once (:class:`~flywheel.errors.ConfigError`). The resolved
+reported at once (:class:`~core.errors.ConfigError`). The resolved
 configuration is written next to every output (:func:`write_resolved`) in the
 same TOML form, so it can be fed back with ``--config``.
 """
@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flywheel.errors import ConfigError
+from core.errors import ConfigError
 
 ENV_PREFIX = "FLYWHEEL_"
 # Environment variables with this prefix that are not section overrides.

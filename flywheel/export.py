@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flywheel.errors import TerminalError
+from core.errors import TerminalError
 
 FORMATS = ("openai-sft", "openai-dpo", "hf")
 ROLES = ("system", "developer", "user", "assistant", "tool")

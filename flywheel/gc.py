@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flywheel.registry import Registry, RegistryError
+from core.registry import Registry, RegistryError
 
 log = logging.getLogger("flywheel.gc")
 

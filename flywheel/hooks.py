@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from flywheel.registry import Registry
+from core.registry import Registry
 
 log = logging.getLogger("flywheel.hooks")
 

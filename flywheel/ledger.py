@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flywheel.errors import TransientError
+from core.errors import TransientError
 
 STEPS = ("curate", "train", "gate", "promote")
 FINAL = ("completed", "skipped", "failed")

@@ -26,10 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import FlywheelError, TerminalError
+from core.registry import Registry
 from flywheel.config import Config, write_resolved
-from flywheel.errors import FlywheelError, TerminalError
 from flywheel.ledger import Ledger, interrupted, records, round_lock
-from flywheel.registry import Registry
 from flywheel.roundinfo import RoundResult, snapshot_facts
 
 log = logging.getLogger("flywheel.nightly")

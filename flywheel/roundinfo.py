@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flywheel.errors import TerminalError
+from core.errors import TerminalError
 
 
 def snapshot_facts(snapshot: Path) -> tuple[str, int]:

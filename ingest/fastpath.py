@@ -43,9 +43,7 @@ _NULL_MEMBER = re.compile(rb":\s*null\b")
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 # The event times Arrow's cast reads exactly as schema.parse_time does (RE2 syntax); the other
 # RFC 3339 forms (lower-case t or z, more than 6 fraction digits) take the per-record path.
-_PLAIN_TIME = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
-)
+_PLAIN_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 # A record with no more "{" and "[" than this nests no deeper, which Arrow's reader handles in
 # milliseconds; arrays nested 5,000 deep take it seconds, and some 300,000 deep crash the process.
 _MAX_OPENERS = 256

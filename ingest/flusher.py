@@ -24,9 +24,9 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from core.lake import Lake, ObjectLake
 from ingest.batch import PartitionBatch
 from ingest.fastpath import bulk_table
-from ingest.lake import Lake, ObjectLake
 from ingest.retry import with_backoff
 from ingest.writer import BatchFiles, write_batch, write_parquet
 

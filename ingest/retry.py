@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flywheel.errors import TransientError
+from core.errors import TransientError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from ingest import lake as lake_layout
+from core import lake as lake_layout
 from ingest.batch import PartitionBatch
 from ingest.flusher import Flusher, Job
 from ingest.metrics import IngestMetrics

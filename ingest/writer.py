@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from flywheel.errors import TerminalError
-from flywheel.fsutil import fsync_dir
-from ingest import lake as lake_layout
-from ingest.lake import Lake, ObjectLake
+from core import lake as lake_layout
+from core.errors import TerminalError
+from core.files import fsync_dir
+from core.lake import Lake, ObjectLake
 from ingest.schema import COLUMNS
 
 _US_PER_DAY = 86_400_000_000

@@ -3,7 +3,7 @@
 Use them from any test (they are registered in tests/conftest.py):
 
 ``broker`` (session scope)
-    One :class:`flywheel.broker.EmbeddedBroker` for the whole test session,
+    One :class:`flywheel.dev.broker.EmbeddedBroker` for the whole test session,
     started on a free port of 127.0.0.1. It is memory-only and shared, so never
     stop it and never reuse another test's topics.
 
@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from flywheel import config as cfg
-from flywheel.broker import EmbeddedBroker
+from flywheel.dev.broker import EmbeddedBroker
 
 TEST_SESSION_TIMEOUT_MS = 6000
 

@@ -5,7 +5,7 @@ Fixtures:
 * ``tiny_world`` (session): the folder of the tiny world's base model and tokenizer, built once
   (about a minute on one core) and cached under ``<repo>/.cache/flywheel/tiny-world/``; every later
   session reuses it. Load it with ``AutoModelForCausalLM.from_pretrained(tiny_world)``.
-* ``world`` (session): ``training.world.World(seed=0)``, the prompts, styles and rubric.
+* ``world`` (session): ``flywheel.dev.world.World(seed=0)``, the prompts, styles and rubric.
 * ``tiny_config`` (function): a resolved ``Config`` whose lake, registry and runs live in
   ``tmp_path`` and whose cache is the shared one above, so nothing is rebuilt.
 
@@ -41,14 +41,14 @@ SHARED_CACHE = REPO / ".cache" / "flywheel"
 @pytest.fixture(scope="session")
 def tiny_world() -> Path:
     from flywheel import config as cfg
-    from training.tiny_world import build
+    from flywheel.dev.tiny_world import build
 
     return build(cfg.defaults().replace(**{"paths.cache": str(SHARED_CACHE)}))
 
 
 @pytest.fixture(scope="session")
 def world() -> Any:
-    from training.world import World
+    from flywheel.dev.world import World
 
     return World(seed=0)
 

@@ -146,7 +146,7 @@ def report_targets(training: TrainingConfig) -> list[str]:
     installed is refused here, before torch is imported, with the command that installs it."""
     import importlib.util
 
-    from flywheel.errors import ConfigError
+    from core.errors import ConfigError
 
     targets = [t for t in training.report_to if t != "none"]
     missing = [t for t in targets if importlib.util.find_spec(TRACKERS[t]) is None]

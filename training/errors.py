@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flywheel.errors import TerminalError
+from core.errors import TerminalError
 
 
 class SnapshotError(TerminalError):

@@ -50,7 +50,7 @@ def snapshot_path(config: Any, snapshot: str | Path | None) -> Path:
 
 def base_model(config: Any, base: str | Path | None) -> Base:
     """``base`` as a folder or a registry version; the registry's champion when None."""
-    from flywheel.registry import Registry, RegistryError
+    from core.registry import Registry, RegistryError
 
     registry = Registry.from_config(config)
     if base is None:

@@ -101,7 +101,7 @@ def run(
     """
     import torch
 
-    from flywheel.registry import Registry
+    from core.registry import Registry
 
     training = config.training
     snap = resolve.snapshot_path(config, snapshot)

@@ -48,7 +48,7 @@ class LogProgress(TrainerCallback):
         self.bar: Any = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        from flywheel.logs import progress_bars
+        from core.logs import progress_bars
 
         if state.is_world_process_zero and progress_bars():
             from tqdm.auto import tqdm

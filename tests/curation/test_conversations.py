@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from core.registry import Registry
 from curation.snapshot import MANIFEST
-from flywheel.registry import Registry
 from tests.curation.conftest import make_config
 from tests.curation.lakes import tiny_world_day
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
+from core.lake import ObjectLake, open_lake
 from curation.errors import CurationError
 from curation.lake import window_files
 from curation.run import run
 from curation.snapshot import load_manifest
 from flywheel.config import Config
-from ingest.lake import ObjectLake, open_lake
 from tests.curation import scenario
 from tests.curation.conftest import make_config
 from tests.ingest.s3util import moto_server_fixture, s3_bucket_fixture  # noqa: F401 (fixtures)

@@ -209,8 +209,8 @@ def test_the_window_reads_only_its_date_folders(tmp_path: Path) -> None:
 
 
 def test_bad_as_of_and_bad_options_say_what_to_do() -> None:
+    from core.errors import ConfigError
     from curation.errors import CurationError
-    from flywheel.errors import ConfigError
 
     with pytest.raises(CurationError, match="RFC 3339"):
         parse_as_of("yesterday")

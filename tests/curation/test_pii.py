@@ -130,7 +130,7 @@ def test_checksums_and_rules_behind_the_checked_kinds() -> None:
 
 
 def test_phone_regions_are_checked_and_decide_national_formats(tmp_path: Path) -> None:
-    from flywheel.errors import ConfigError
+    from core.errors import ConfigError
     from tests.curation.conftest import make_config
 
     with pytest.raises(ConfigError, match="unknown phone regions"):

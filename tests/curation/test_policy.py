@@ -7,8 +7,8 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.registry import HistoryEvent
 from curation.policy import balance, on_policy_versions
-from flywheel.registry import HistoryEvent
 
 
 @given(st.integers(1, 10**7), st.integers(1, 10**7))

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError
 from evals.config import EvalsConfig
 from evals.decision import decide
 from flywheel import config as cfgmod
-from flywheel.errors import ConfigError
 
 
 def est(value: float, low: float, high: float) -> dict[str, float]:

@@ -12,16 +12,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.registry import Registry
 from evals.errors import EvalError
 from evals.run import run
 from flywheel import cli
 from flywheel import config as cfgmod
-from flywheel.registry import Registry
 from tests.evals import world as w
 
 GATE = {
     "evals.judge": "rubric",
-    "evals.rubric": "training.world:World.rubric",
+    "evals.rubric": "flywheel.dev.world:World.rubric",
     "evals.replay_prompts": 24,
     "evals.max_new_tokens": 20,
     "evals.bootstrap_samples": 400,

@@ -31,7 +31,7 @@ def workload(prompt: str) -> str:
 
 def write_snapshot(folder: Path, rows: int = 320, seed: int = 0, sessions_of: int = 4) -> Path:
     """A curated snapshot folder with eval.parquet of held-out tiny-world traces (contract columns)."""
-    from training.world import World
+    from flywheel.dev.world import World
 
     world = World(seed=0)
     rng = random.Random(seed)
@@ -65,7 +65,7 @@ def write_snapshot(folder: Path, rows: int = 320, seed: int = 0, sessions_of: in
 
 def feedback_pairs(kind: str, n: int = 512, seed: int = 1) -> list[tuple[str, str]]:
     """(prompt, answer) pairs from the training prompts for a deliberately good or bad candidate."""
-    from training.world import World
+    from flywheel.dev.world import World
 
     world = World(seed=0)
     rng = random.Random(seed)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from training.world import World
+from flywheel.dev.world import World
 
 NOISE = 0.1
 WORLD = World(seed=0)
@@ -234,8 +234,8 @@ def run_rounds(
 ) -> list[dict[str, Any]]:
     """The flywheel in ``world``: each round, feedback on the champion's answers, a KTO candidate
     at ``budget``, the gate, and promotion on its decision. One row per round."""
+    from core.registry import Registry
     from evals.run import run as gate
-    from flywheel.registry import Registry
     from training.run import run as train
 
     config = gate_config(config.replace(**BUDGETS[budget]), world, judged)
@@ -280,8 +280,8 @@ def main() -> None:  # pragma: no cover - the table for the notes: python -m tes
     import tempfile
 
     from flywheel import config as cfgmod
+    from flywheel.dev.tiny_world import build
     from tests.fixtures_model import SHARED_CACHE
-    from training.tiny_world import build
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp())
     worlds = sys.argv[2].split(",") if len(sys.argv) > 2 else list(JUDGES)
@@ -333,8 +333,8 @@ def run_bad_kinds(
     config: Any, world: str, judged: bool, base: Path, kinds: tuple[str, ...] = BAD_KINDS
 ) -> dict[str, dict[str, Any]]:
     """Each bad kind against the base champion on one on-policy snapshot: outcome and approval."""
+    from core.registry import Registry
     from evals.run import run as gate
-    from flywheel.registry import Registry
     from training.run import run as train
 
     config = gate_config(config.replace(**BUDGETS["small"]), world, judged)

@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.registry import Registry
 from flywheel import config as cfg
 from flywheel.nightly import Stages
-from flywheel.registry import Registry
 
 
 def make_config(root: Path, **overrides: Any) -> cfg.Config:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.registry import Registry, RegistryError
 from flywheel import config as cfg
 from flywheel.cli import main
-from flywheel.registry import Registry, RegistryError
 from tests.curation.lakes import LakeBuilder
 from tests.flywheel.nightly_standins import fake_model
 
@@ -113,7 +113,7 @@ def test_without_an_alias_the_served_names_rows_are_aged_out(tmp_path: Path) -> 
 
 
 def test_bad_aliases_in_the_config_are_refused() -> None:
-    from flywheel.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="aliases"):
         cfg.load(None, env={}, overrides={"registry.aliases": {"qwen-prod": ""}})

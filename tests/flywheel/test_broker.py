@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from flywheel.broker import EmbeddedBroker, free_port
+from flywheel.dev.broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]

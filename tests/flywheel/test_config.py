@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from flywheel import config as cfg
-from flywheel.errors import ConfigError
 
 
 def test_precedence_defaults_file_env_flags(tmp_path: Path) -> None:

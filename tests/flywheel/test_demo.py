@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError
+from core.registry import Registry
 from flywheel import config as cfgmod
 from flywheel import ledger
-from flywheel.demo import demo_config, loop
-from flywheel.errors import ConfigError
-from flywheel.registry import Registry
+from flywheel.dev.demo import demo_config, loop
 from tests.fixtures_broker import fresh_topics
 from tests.fixtures_model import SHARED_CACHE
 

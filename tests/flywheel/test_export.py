@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from flywheel import cli
+from flywheel.dev.world import World
 from flywheel.export import ExportError, export
 from tests.fixtures_model import pair_rows, snapshot_rows, write_snapshot
-from training.world import World
 
 # OpenAI's fine-tuning file formats (platform.openai.com/docs/guides/supervised-fine-tuning and
 # .../direct-preference-optimization), as JSON Schema: every line must be one such object.

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from core.registry import Registry, RegistryError
 from flywheel import cli
 from flywheel.gc import GX_MARKER, collect, gx_temp_folders
 from flywheel.nightly import run
-from flywheel.registry import Registry, RegistryError
 from tests.flywheel.nightly_standins import fake_model, make_config, seed_champion, stages
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from core.registry import Registry
 from flywheel import config as cfgmod
 from flywheel import ledger
 from flywheel.cli import main
-from flywheel.registry import Registry
 from tests.curation.lakes import tiny_world_day as build_lake
 from tests.fixtures_model import SHARED_CACHE
 
@@ -42,7 +42,7 @@ def _setup(root: Path, lake: Path, tiny_world: Path) -> Path:
             "curation.eval_fraction": 0.5,
             # The demo's gate: the tiny world's preference as judge, agreement with thumbs deciding.
             "evals.judge": "rubric",
-            "evals.rubric": "flywheel.app_sim:rubric",
+            "evals.rubric": "flywheel.dev.app_sim:rubric",
             "evals.primary_metric": "auc",
             # Replay (both models answering held-out prompts) is most of a round's time on CPU: a
             # sample of the ~100 held-out prompts keeps a round to seconds; every check still runs.

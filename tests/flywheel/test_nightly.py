@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core.registry import Registry
 from curation.errors import DataQualityError
 from flywheel import ledger
 from flywheel.nightly import run
-from flywheel.registry import Registry
 from tests.flywheel.nightly_standins import calls, make_config, seed_champion, stages
 
 REPO = Path(__file__).resolve().parents[2]

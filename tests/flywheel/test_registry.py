@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from core.registry import MANIFEST, Registry, RegistryError, validate_version
 from flywheel import cli
-from flywheel.registry import MANIFEST, Registry, RegistryError, validate_version
 
 
 def fake_checkpoint(folder: Path, payload: bytes) -> Path:
@@ -140,7 +140,7 @@ def test_a_process_killed_mid_write_leaves_no_version_and_the_champion(registry:
     script = textwrap.dedent(
         f"""
         import os, signal
-        from flywheel.registry import Registry
+        from core.registry import Registry
         reg = Registry({str(registry.root)!r})
         with reg.stage("v4", {{"kind": "candidate"}}) as folder:
             (folder / "model.safetensors").write_bytes(b"half-written")

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError
+from core.registry import Registry
 from flywheel import cli
 from flywheel import config as cfg
-from flywheel.errors import ConfigError
-from flywheel.registry import Registry
 from tests.fixtures_model import snapshot_rows, write_snapshot
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import pytest
 
+from core.registry import Registry
 from flywheel import cli
 from flywheel.nightly import run
-from flywheel.registry import Registry
 from tests.flywheel.nightly_standins import fake_model, make_config, seed_champion, stages
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.simulate import MALFORMED_KINDS
-from flywheel.simulate import run as simulate
+from flywheel.dev.simulate import MALFORMED_KINDS
+from flywheel.dev.simulate import run as simulate
 from ingest.service import run as ingest
 from tests.fixtures_broker import fresh_topics
 from tests.ingest.lakeutil import read

@@ -219,7 +219,7 @@ def test_walkthrough_from_empty_cluster_to_first_promoted_night(
         "training.device": "cpu",
         "evals.device": "cpu",
         "evals.judge": "rubric",
-        "evals.rubric": "flywheel.app_sim:rubric",
+        "evals.rubric": "flywheel.dev.app_sim:rubric",
         # flywheel simulate asks 24 prompts in every session: a session split would hold none out,
         # and the tiny world's rubric knows none of them (its verdicts tie), so, as in the demo, the
         # gate decides on agreement with the held-out thumbs.

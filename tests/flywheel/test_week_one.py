@@ -109,7 +109,7 @@ def test_relative_paths_in_a_file_are_relative_to_the_file(
 
 
 def test_status_from_another_folder_reads_the_registry_next_to_the_config(tmp_path: Path) -> None:
-    from flywheel.registry import Registry
+    from core.registry import Registry
 
     conf = tmp_path / "deploy"
     Registry(conf / "registry").register(fake_model(tmp_path / "m", "m"), champion=True, version="base-1")
@@ -161,7 +161,7 @@ def test_a_wrong_snapshot_fails_before_torch_is_imported(tmp_path: Path, command
 def test_ingest_gives_up_after_give_up_after_s(tmp_path: Path) -> None:
     import socket
 
-    from flywheel.errors import TransientError
+    from core.errors import TransientError
     from ingest.service import IngestService
 
     with socket.socket() as s:  # a loopback port nothing listens on

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from ingest import lake as lake_layout
+from core import lake as lake_layout
 
 
 def files(lake: Path, kind: str = "raw", stream: str = "*") -> list[Path]:

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 import flywheel_events
 import ingest.producer
 import ingest.schema
-from flywheel import errors
+from core import errors
 from flywheel_events.schema import InvalidRecord
 from ingest.config import KafkaConfig
 from ingest.service import run as run_ingest

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core import lake as lake_layout
+from core.errors import ConfigError, TerminalError
+from core.lake import ObjectLake, open_lake
 from flywheel.config import load, write_resolved
-from flywheel.errors import ConfigError, TerminalError
-from ingest import lake as lake_layout
-from ingest.lake import ObjectLake, open_lake
 from ingest.producer import EventProducer
 from ingest.schema import decode
 from ingest.service import run as ingest

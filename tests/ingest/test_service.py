@@ -183,8 +183,8 @@ def test_a_broker_that_lost_its_log_is_refused_and_the_lake_keeps_what_it_had(br
     """Another broker, or the same one restarted without its data, serves the same topic names
     from offset 0 again: the batches it gives have the names of files already in the lake but
     other records. Ingest stops with what to do; no file changes and no offset is committed."""
-    from flywheel.broker import EmbeddedBroker
-    from flywheel.errors import TerminalError
+    from core.errors import TerminalError
+    from flywheel.dev.broker import EmbeddedBroker
 
     config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5})
     lake = Path(config.paths.lake)

@@ -385,6 +385,9 @@ REFUSED = [
     ("traces", trace_event(1, event_time="2100-12-31T23:30:00-01:00"), "event_time", "2101-01-01T00:30:00Z"),
     ("traces", trace_event(1, event_time="2025-03-01T10:00Z"), "event_time", "not an RFC 3339 timestamp"),
     ("traces", trace_event(1, event_time="2025-03-01T10:00:00+0100"), "event_time", "not an RFC 3339"),
+    # RFC 3339's offset minutes are 00-59 and hours 00-23 (Python's fromisoformat reads +01:60 as +02:00)
+    ("traces", trace_event(1, event_time="2025-03-01T10:00:00+01:60"), "event_time", "not an RFC 3339"),
+    ("feedback", feedback_event(1, event_time="2025-03-01T10:00:00-24:00"), "event_time", "not an RFC 3339"),
     ("traces", trace_event(1, event_time="2025-02-29T10:00:00Z"), "event_time", "not a valid date and time"),
 ]
 ACCEPTED = [

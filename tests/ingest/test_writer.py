@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from flywheel.errors import TerminalError
+from core.errors import TerminalError
 from ingest.schema import decode
 from ingest.writer import good_table, write_batch
 from tests.ingest.lakeutil import temps, trace_event

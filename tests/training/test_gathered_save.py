@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import training.run as train_run
-from flywheel.registry import Registry
+from core.registry import Registry
 from tests.fixtures_model import snapshot_rows, write_snapshot
 
 

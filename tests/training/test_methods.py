@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from flywheel.registry import Registry
+from core.registry import Registry
 from tests.fixtures_model import pair_rows, snapshot_rows, write_snapshot
 from tests.training.test_train import CANDIDATE_FILES, Crash, LoraWatch
 from training.config import TrainingConfig
@@ -177,7 +177,7 @@ def test_auto_picks_dpo_only_when_pairs_are_plentiful(tmp_path, tiny_config, tin
 
 
 def test_kto_keeps_its_candidate_names_and_bad_settings_are_refused(tiny_config) -> None:
-    from flywheel.errors import ConfigError
+    from core.errors import ConfigError
 
     # The hash of the default training section before the paired methods existed: a retried KTO
     # round after the upgrade still finds the candidate it made.
@@ -197,8 +197,8 @@ def test_dpo_on_edit_pairs_and_simpo_raise_approval_in_a_round(
     DPO and SimPO each train on those edit pairs; KTO on the same round's thumbs for comparison."""
     import random
 
-    from training.sampling import generate
-    from training.tiny_world import load
+    from flywheel.dev.sampling import generate
+    from flywheel.dev.tiny_world import load
 
     held_out = world.sample_prompts(300, "held_out", random.Random(21))
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from core.registry import Registry
 from evals.run import run as gate
 from flywheel.config import write_resolved
-from flywheel.registry import Registry
 from tests.fixtures_model import snapshot_rows, write_snapshot
 from tests.ingest.lakeutil import free_port
 

@@ -11,8 +11,8 @@ from huggingface_hub import ModelCard
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from core.registry import Registry
 from flywheel import cli
-from flywheel.registry import Registry
 from tests.fixtures_model import snapshot_rows, write_snapshot
 
 

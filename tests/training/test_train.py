@@ -12,9 +12,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
+from core.registry import Registry
 from flywheel import cli
 from flywheel import config as cfg
-from flywheel.registry import Registry
 from tests.fixtures_model import snapshot_rows, write_snapshot
 from training.run import run
 
@@ -152,7 +152,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_config, t
 def test_training_on_thumbs_moves_the_model_toward_the_liked_style(
     tmp_path, tiny_config, tiny_world, world
 ) -> None:
-    from training.tiny_world import load, style_mix
+    from flywheel.dev.tiny_world import load, style_mix
 
     snap = _snapshot(tmp_path, world, 640)
     version = run(tiny_config, snapshot=snap, base_model=tiny_world)
@@ -207,7 +207,7 @@ def test_full_fine_tuning_uses_precomputed_reference_log_probs(
 
 
 def test_bad_inputs_are_clear_errors(tmp_path, tiny_config, tiny_world) -> None:
-    from flywheel.errors import ConfigError
+    from core.errors import ConfigError
     from training.errors import BaseModelError, SnapshotError
 
     with pytest.raises(SnapshotError, match="flywheel curate"):
@@ -229,8 +229,8 @@ def test_bad_inputs_are_clear_errors(tmp_path, tiny_config, tiny_world) -> None:
 @pytest.mark.slow
 def test_three_on_policy_rounds_raise_approval(tmp_path, tiny_config, tiny_world, world) -> None:
     """The demo's loop in miniature: the champion answers, users thumb by the rubric, KTO, repeat."""
-    from training.sampling import generate
-    from training.tiny_world import load
+    from flywheel.dev.sampling import generate
+    from flywheel.dev.tiny_world import load
 
     held_out = world.sample_prompts(300, "held_out", random.Random(21))
 

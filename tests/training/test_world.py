@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training.world import RUBRIC, STYLE_MIX, STYLES, World, normalize
+from flywheel.dev.world import RUBRIC, STYLE_MIX, STYLES, World, normalize
 
 WORLD = World(seed=0)
 
@@ -65,8 +65,8 @@ def test_draw_style_follows_the_mix() -> None:
 def test_built_world_loads_and_samples_every_style(tiny_world, world) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.sampling import generate
-    from training.tiny_world import style_mix
+    from flywheel.dev.sampling import generate
+    from flywheel.dev.tiny_world import style_mix
 
     meta = json.loads((tiny_world / "world.json").read_text())
     assert meta["parameters"] < 3_000_000

@@ -1,4 +1,4 @@
-"""The error families every flywheel stage shares (flywheel.errors re-exports them).
+"""The error families every flywheel stage shares (core.errors re-exports them).
 
 *Terminal* errors (bad records, bad config) are never retried; *transient* errors
 (broker or disk hiccups) are retried with backoff by the code that owns the resource.

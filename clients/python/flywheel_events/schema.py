@@ -90,9 +90,11 @@ MIN_TIME_US = (dt.datetime(MIN_YEAR, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_US
 END_TIME_US = (dt.datetime(MAX_YEAR + 1, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_US
 # RFC 3339 section 5.6 date-time: "T" or "t" (or a space, its section 5.6 note) between date and
 # time, any number of fraction digits (past the sixth dropped: the lake stores microseconds), and
-# Z, z or +HH:MM/-HH:MM. Only ASCII digits: Python's \d would take other scripts' digits too.
+# Z, z or +HH:MM/-HH:MM with HH 00-23 and MM 00-59 (RFC 3339's time-numoffset; Python's
+# fromisoformat would take +01:60 as +02:00). Only ASCII digits: Python's \d would take other
+# scripts' digits too.
 _DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-_RFC3339 = re.compile(_DATE_TIME + r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+_RFC3339 = re.compile(_DATE_TIME + r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
 _LOCAL_TIME = re.compile(_DATE_TIME)
 _COMPACT = (",", ":")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from flywheel.errors import ConfigError
+from core.errors import ConfigError
 
 KINDS = ("raw", "dlq")
 TMP_SUFFIX = ".tmp"

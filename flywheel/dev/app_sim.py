@@ -2,7 +2,7 @@
 
 The app serves the registry's current champion (reloaded when the champion changes) and sends
 one trace per response to Kafka. Its users share the tiny world's hidden preference
-(:meth:`training.world.World.approves`) and have the habits real users have:
+(:meth:`flywheel.dev.world.World.approves`) and have the habits real users have:
 
 * most never vote; unhappy users vote more often than happy ones;
 * some votes disagree with what the user actually wanted (noise);
@@ -27,7 +27,7 @@ import json
 import random
 from typing import Any
 
-from flywheel.registry import Registry
+from core.registry import Registry
 
 SECONDS_PER_DAY = 86_400
 
@@ -91,7 +91,7 @@ class ProductionApp:
         return champion
 
     def serve(self, prompts: list[Any], seed: int) -> list[str]:
-        from training.sampling import generate
+        from flywheel.dev.sampling import generate
 
         self.refresh()
         return generate(
@@ -217,7 +217,7 @@ class Simulation:
         return sent
 
     def _malformed(self, requests: int, stats: DayStats) -> int:
-        from flywheel.simulate import MALFORMED_KINDS, malformed
+        from flywheel.dev.simulate import MALFORMED_KINDS, malformed
 
         # Every kind `flywheel simulate` sends but "oversize": a record past the ingest limit is
         # also past the producer's default max_request_size, and the app's producer keeps it.
@@ -233,13 +233,13 @@ class Simulation:
 
 @functools.lru_cache(maxsize=1)
 def _world() -> Any:
-    from training.world import World
+    from flywheel.dev.world import World
 
     return World()
 
 
 def rubric(prompt: str, completion: str) -> float:
-    """The tiny world's hidden preference as a gate judge (``evals.rubric = "flywheel.app_sim:rubric"``).
+    """The tiny world's hidden preference as a gate judge (``evals.rubric = "flywheel.dev.app_sim:rubric"``).
 
     Accepts the prompt as text or as curated chat messages (a JSON list); an unknown prompt scores 0.
     """

@@ -43,8 +43,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flywheel.errors import TerminalError
-from flywheel.fsutil import fsync_dir, sha256_file
+from core.errors import TerminalError
+from core.files import fsync_dir, sha256_file
 
 # Matched with fullmatch: "$" would also match before a trailing newline ("nl\n").
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from flywheel.errors import TerminalError, TransientError
+from core.errors import TerminalError, TransientError
 
 log = logging.getLogger(__name__)
 PARTITIONS = 4

@@ -1,7 +1,7 @@
 """A tiny local model world for tests and the demo: a word-level tokenizer and a 0.26 M parameter
-Llama, pretrained in about a minute on one CPU core on the corpus of :mod:`training.world`.
+Llama, pretrained in about a minute on one CPU core on the corpus of :mod:`flywheel.dev.world`.
 
-The base model answers each prompt in the styles of :data:`training.world.STYLE_MIX`, so sampling
+The base model answers each prompt in the styles of :data:`flywheel.dev.world.STYLE_MIX`, so sampling
 from it shows every style and :meth:`World.rubric` approves about 40% of its answers. Nothing is
 downloaded: the tokenizer is trained with ``tokenizers`` and the weights start random.
 
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from training.world import N_OPERANDS, STYLE_MIX, STYLES, World
+from flywheel.dev.world import N_OPERANDS, STYLE_MIX, STYLES, World
 
 __all__ = ["STYLES", "STYLE_MIX", "World", "build", "load"]
 
@@ -158,7 +158,7 @@ def style_mix(
     model: Any, tokenizer: Any, world: World, prompts: list[str], seed: int = 0
 ) -> dict[str, float]:
     """Share of each style (and ``other``) among completions sampled at temperature 1."""
-    from training.sampling import generate
+    from flywheel.dev.sampling import generate
 
     completions = generate(model, tokenizer, prompts, seed=seed)
     counts = dict.fromkeys((*STYLES, "other"), 0)

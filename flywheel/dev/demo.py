@@ -2,7 +2,7 @@
 
 1. Build (or reuse) the tiny world model and register it as the first champion.
 2. Start the embedded broker and the always-on ingest service (a thread).
-3. Day 0: the simulated app serves the champion to simulated users (flywheel.app_sim).
+3. Day 0: the simulated app serves the champion to simulated users (flywheel.dev.app_sim).
 4. Each night: a nightly round (curate, train, gate, promote) as of 02:00 of the next day,
    then a day of fresh traffic on whatever the champion is now.
 5. A table: approval per round, events ingested and dead-lettered, snapshot sizes, gate
@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import TerminalError
 from flywheel.config import Config, write_resolved
-from flywheel.demo_report import RoundRow, write_report
-from flywheel.errors import TerminalError
+from flywheel.dev.demo_report import RoundRow, write_report
 
 # What the demo sets, whatever the configuration says: its own folders, its own broker,
 # ingest that flushes within a second, and the tiny world's preference as the gate's judge.
@@ -34,7 +34,7 @@ FIXED = {
     "ingest.session_timeout_ms": 6000,  # a group's first assignment waits half of it
     "ingest.metrics_port": 0,
     "evals.judge": "rubric",
-    "evals.rubric": "flywheel.app_sim:rubric",
+    "evals.rubric": "flywheel.dev.app_sim:rubric",
     # The demo's nights move approval by 4-20 points, judged on a few dozen held-out prompts: the
     # judged win rate cannot detect the smaller gains at that size (the gate report states the
     # smallest effect it could), while the agreement with a few hundred held-out thumbs can. So the
@@ -69,7 +69,7 @@ def demo_config(config: Config, bootstrap: str, extra: dict[str, Any] | None = N
 
 def run(config: Config, extra: dict[str, Any] | None = None) -> int:
     """Run the demo; 0 when every round completed (promoted, rejected or skipped)."""
-    from flywheel.broker import EmbeddedBroker
+    from flywheel.dev.broker import EmbeddedBroker
 
     d = config.demo
     out = Path(d.out)
@@ -107,12 +107,12 @@ def run(config: Config, extra: dict[str, Any] | None = None) -> int:
 
 def loop(cfg: Config, say: Callable[[str], None]) -> list[RoundRow]:
     """Days of traffic and nightly rounds on the broker ``cfg.kafka`` names; one row per day."""
+    from core.registry import Registry
     from flywheel import nightly
-    from flywheel.app_sim import ProductionApp, Simulation
-    from flywheel.registry import Registry
+    from flywheel.dev import tiny_world
+    from flywheel.dev.app_sim import ProductionApp, Simulation
     from ingest.producer import EventProducer
     from ingest.service import IngestService
-    from training import tiny_world
 
     d = cfg.demo
     registry = Registry.from_config(cfg)

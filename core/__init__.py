@@ -1,0 +1,1 @@
+"""The floor every stage stands on: contracts and mechanisms that import nothing else of this repository."""
