@@ -1,7 +1,11 @@
 """Runs the SQL chain in ``sql/`` over the raw lake and counts the rows after every step.
 
-Each ``NN_name.sql`` makes one table from the previous ones (edits, conflicts and filters run
-as CTEs of one statement). The traces are matched to the feedback on their ids first
+Each step ``NN_name.sql`` (STEPS, in order) makes table ``name`` from the tables of earlier steps,
+which it names at its top, one import CTE each (``WITH actions AS NOT MATERIALIZED (SELECT * FROM
+feedback)``: NOT MATERIALIZED, as DuckDB would otherwise copy an input read more than once); edits,
+conflicts and filters run as CTEs of one statement (``07_filtered``). ``sql/counts/NN_name.sql``
+counts what a step left, one row with a column per counter, which may name earlier counters and
+the run's parameters as ``$name``: these are the report's and the manifest's counts. The traces are matched to the feedback on their ids first
 (``05_trace_pos``, which reads no text), and only the matched traces' rows are read on
 (``05_trace_rows``): their text is hashed and measured (``03`` for feedback's own, ``05``), and,
 for the rows that made it, written into the snapshot (``13_fetch.sql``, run by
@@ -42,6 +46,31 @@ HOLD_TRACE_ROWS = 1_000_000
 HOLD_TRACE_SHARE = 0.25
 # A rating's columns (ingest.schema), absent from feedback files written before ratings existed.
 RATING_COLUMNS = {"feedback": ("score", "scale_min", "scale_max"), "traces": ()}
+# The chain, in order. A step `NN_name` runs sql/NN_name.sql into table `name` (see step_table;
+# 05_trace_rows and 10_final_rows decide between a table and a view, or a rename, in Python), and
+# split_groups is a loop in Python (_split_groups). After a step, sql/counts/<step>.sql counts it
+# where there is one, and the tables no later step reads are dropped.
+STEPS = (
+    "01_raw_profile",
+    "02_feedback",
+    "03_feedback_text",
+    "04_dropped",
+    "05_trace_pos",
+    "05_trace_rows",
+    "05_traces",
+    "06_joined",
+    "07_filtered",
+    "08_capped",
+    "split_groups",
+    "09_split_rows",
+    "10_final_rows",
+)
+DROP_AFTER = {
+    "06_joined": ("feedback", "feedback_text", "dropped", "traces", "trace_pos"),
+    "07_filtered": ("joined",),
+    "08_capped": ("filtered",),
+    "09_split_rows": ("capped", "split_groups"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,34 +108,30 @@ def _bind(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any]) -> 
     return con.execute(text, used_params(text, params))
 
 
-def _table(con: duckdb.DuckDBPyConnection, table: str, name: str, params: dict[str, Any]) -> None:
-    _table_text(con, table, load_sql(name), params)
+def step_table(step: str) -> str:
+    """The table (or view) step ``NN_name`` makes: ``name``."""
+    return step.split("_", 1)[1]
 
 
-def _table_text(con: duckdb.DuckDBPyConnection, table: str, text: str, params: dict[str, Any]) -> None:
-    _bind(con, f"CREATE OR REPLACE TEMP TABLE {table} AS\n" + text, params)
+def _make(con: duckdb.DuckDBPyConnection, step: str, params: dict[str, Any]) -> None:
+    """Run sql/<step>.sql into the table named after it (:func:`step_table`)."""
+    _bind(con, f"CREATE OR REPLACE TEMP TABLE {step_table(step)} AS\n" + load_sql(step), params)
 
 
-def _chained(
-    con: duckdb.DuckDBPyConnection, table: str, ctes: dict[str, str], name: str, params: dict[str, Any]
-) -> None:
-    """Like _table, with earlier steps as CTEs (cte name -> sql name) instead of tables of their own:
-    DuckDB pipelines them, where a table per step is written (and at 10 M spilled) and read back."""
-    parts = ",\n".join(f"{cte} AS (\n{load_sql(sql)}\n)" for cte, sql in ctes.items())
-    _table_text(con, table, f"WITH\n{parts}\n{load_sql(name)}", params)
+def _count(con: duckdb.DuckDBPyConnection, step: str, params: dict[str, Any], counts: dict[str, int]) -> None:
+    """Add the counters of sql/counts/<step>.sql (one row, a column per counter) to ``counts``; a
+    counter query may name the run's parameters and the counters before it as ``$name``."""
+    text = load_sql(f"counts/{step}")
+    cursor = _bind(con, text, {**params, **counts})
+    row = cursor.fetchone()
+    assert row is not None and cursor.description is not None
+    counts.update({column[0]: int(value) for column, value in zip(cursor.description, row, strict=True)})
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, query: str) -> Any:
     row = con.execute(query).fetchone()
     assert row is not None
     return row[0]
-
-
-def _grouped(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:
-    return {
-        str(k): int(n)
-        for k, n in con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY 1").fetchall()
-    }
 
 
 def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
@@ -171,15 +196,14 @@ def _source(
     }
 
 
-def _match_traces(con: duckdb.DuckDBPyConnection, params: dict[str, Any], any_files: bool) -> None:
-    """Find the traces recent feedback points at by their ids (``tr_pos``), then read only their
-    rows (``tr_rows``). While they are at most HOLD_TRACE_ROWS and HOLD_TRACE_SHARE of the window's
-    traces, ``tr_rows`` is a table and ``traces_src`` becomes a view of it, so the fetch
+def _trace_rows(con: duckdb.DuckDBPyConnection, params: dict[str, Any], any_files: bool) -> None:
+    """Read only the rows of the traces recent feedback points at (``trace_pos``, found by their
+    ids) into ``trace_rows``. While they are at most HOLD_TRACE_ROWS and HOLD_TRACE_SHARE of the
+    window's traces, ``trace_rows`` is a table and ``traces_src`` becomes a view of it, so the fetch
     (13_fetch.sql) and the report read their text from memory rather than the whole window's
     traces from the lake a second time; the window's traces stay readable as ``traces_lake``.
-    Otherwise ``tr_rows`` is a view that reads the lake."""
-    _table(con, "tr_pos", "05_trace_pos", params)
-    matched = _scalar(con, "SELECT count(*) FROM tr_pos")
+    Otherwise ``trace_rows`` is a view that reads the lake."""
+    matched = _scalar(con, "SELECT count(*) FROM trace_pos")
     # where most traces got feedback, the fetch reads most of the lake anyway: holding saves no
     # time there (1 M traces, 61 % matched: 21-25 s either way) and costs ~0.3 GiB per 600 k rows
     held = (
@@ -188,38 +212,39 @@ def _match_traces(con: duckdb.DuckDBPyConnection, params: dict[str, Any], any_fi
         and matched <= HOLD_TRACE_SHARE * _scalar(con, "SELECT count(*) FROM traces_src")
     )
     if held:
-        _table(con, "tr_rows", "05_trace_rows", params)
+        _make(con, "05_trace_rows", params)
         con.execute("ALTER VIEW traces_src RENAME TO traces_lake")
-        con.execute("CREATE TEMP VIEW traces_src AS SELECT * FROM tr_rows")
+        con.execute("CREATE TEMP VIEW traces_src AS SELECT * FROM trace_rows")
     else:
-        con.execute("CREATE OR REPLACE TEMP VIEW tr_rows AS\n" + load_sql("05_trace_rows"))
+        con.execute("CREATE OR REPLACE TEMP VIEW trace_rows AS\n" + load_sql("05_trace_rows"))
 
 
-def _split_groups(con: duckdb.DuckDBPyConnection, by_component: bool) -> tuple[int, int]:
+def _split_groups(con: duckdb.DuckDBPyConnection, by_component: bool) -> dict[str, int]:
     """Table ``split_groups`` (split_key -> component) for split_by = component: the connected
     components of the graph whose edges are the kept rows, between their session (else trace) key
     and their prompt hash, found by min-label propagation in SQL (one round per step of the
     longest shortest path; each round two GROUP BYs over the distinct edges). Every session that
     shares a prompt with another, directly or through others, gets its component; 11_split.sql
     hashes that, so a prompt can never be on both sides and eval holds about ``eval_fraction`` of
-    the components. Returns (components, rounds); empty table and (0, 0) for the other modes."""
+    the components. Returns the counters ``split_components`` and ``split_component_rounds``; an
+    empty table and no counters for the other modes."""
     con.execute("CREATE OR REPLACE TEMP TABLE split_groups (split_key UBIGINT, component UBIGINT)")
     if not by_component:
-        return 0, 0
+        return {}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE split_edges AS"
-        " SELECT DISTINCT split_key AS s, ph AS p FROM capped WHERE reason = 'ok'"
+        " SELECT DISTINCT split_key, prompt_hash FROM capped WHERE reason = 'ok'"
     )
-    con.execute("INSERT INTO split_groups SELECT DISTINCT s, s FROM split_edges")
+    con.execute("INSERT INTO split_groups SELECT DISTINCT split_key, split_key FROM split_edges")
     rounds = 0
     while True:
         rounds += 1
         con.execute(
             "CREATE OR REPLACE TEMP TABLE split_next AS"
-            " WITH by_prompt AS (SELECT e.p, min(g.component) AS c FROM split_edges AS e"
-            "  JOIN split_groups AS g ON e.s = g.split_key GROUP BY e.p)"
-            " SELECT e.s AS split_key, min(b.c) AS component FROM split_edges AS e"
-            " JOIN by_prompt AS b ON e.p = b.p GROUP BY e.s"
+            " WITH by_prompt AS (SELECT e.prompt_hash, min(g.component) AS component FROM split_edges AS e"
+            "  JOIN split_groups AS g ON e.split_key = g.split_key GROUP BY e.prompt_hash)"
+            " SELECT e.split_key, min(b.component) AS component FROM split_edges AS e"
+            " JOIN by_prompt AS b ON e.prompt_hash = b.prompt_hash GROUP BY e.split_key"
         )
         changed = _scalar(
             con,
@@ -230,7 +255,27 @@ def _split_groups(con: duckdb.DuckDBPyConnection, by_component: bool) -> tuple[i
         if not changed:
             break
     con.execute("DROP TABLE split_edges")
-    return _scalar(con, "SELECT count(DISTINCT component) FROM split_groups"), rounds
+    components = _scalar(con, "SELECT count(DISTINCT component) FROM split_groups")
+    return {"split_components": components, "split_component_rounds": rounds}
+
+
+def _final_rows(con: duckdb.DuckDBPyConnection, mode: str, params: dict[str, Any]) -> Balance:
+    """Table ``final_rows``: with balance = downsample, 10_final_rows.sql keeps as many train rows
+    of each class as :func:`curation.policy.balance` says; with weights every row stays (no need to
+    rank them), and ``split_rows`` is renamed."""
+    train = dict(
+        con.execute("SELECT label, count(*) FROM split_rows WHERE split = 'train' GROUP BY ALL").fetchall()
+    )
+    bal = balance(train.get(True, 0), train.get(False, 0), mode)
+    downsample = mode == "downsample"
+    params["keep_up"] = bal.keep_desirable if downsample else _NO_LIMIT
+    params["keep_down"] = bal.keep_undesirable if downsample else _NO_LIMIT
+    if downsample:
+        _make(con, "10_final_rows", params)
+        con.execute("DROP TABLE split_rows")
+    else:
+        con.execute("ALTER TABLE split_rows RENAME TO final_rows")
+    return bal
 
 
 @dataclasses.dataclass
@@ -252,8 +297,8 @@ def run_pipeline(
     versions: list[str] | None,
     raw_lake: Lake | None = None,
 ) -> Result:
-    """Build table ``final_rows`` (the snapshot's rows as keys, with a ``split`` column) and count
-    every step; :func:`curation.snapshot.write_splits` reads their text and writes them.
+    """Run STEPS into table ``final_rows`` (the snapshot's rows as keys, with a ``split`` column)
+    and count every step; :func:`curation.snapshot.write_splits` reads their text and writes them.
 
     ``raw_lake`` is where the raw lake is when not under ``lake`` (paths.raw_lake: another folder, or an
     object store); the tombstones are always ``lake``'s (local)."""
@@ -290,109 +335,30 @@ def run_pipeline(
         "up_categories": list(cfg.desirable_categories),
         "down_categories": list(cfg.undesirable_categories),
     }
-    c: dict[str, int] = {
-        # rows of users who asked to be forgotten (curation.forget), left out of every step
-        "forgotten_feedback": inputs["forgotten_feedback"],
-        "forgotten_traces": inputs["forgotten_traces"],
-    }
-    raw = _bind(con, load_sql("01_raw_profile"), params).df()
-    c["read"] = int(raw.loc[raw["known_then"], "events"].sum())
-    c["after_as_of"] = int(raw.loc[~raw["known_then"], "events"].sum())
-    c["aged_out_by_date_folders"] = inputs["feedback_older_rows"]
-
-    _table(con, "fb_all", "02_feedback", params)
-    # ratings by what curation makes of them: only desirable and undesirable ones are trained on
-    rated = _grouped(con, "fb_all", "rating_class")
-    for cls in ("desirable", "undesirable", "between", "unmapped"):
-        c[f"ratings_{cls}"] = rated.get(cls, 0)
-    _table(con, "fb_text", "03_feedback_text", params)
-    _table(con, "dropped", "04_latest", params)
-    dropped = _grouped(con, "dropped", "reason")
-    c["duplicates"] = dropped.get("duplicate", 0)
-    c["after_dedupe"] = c["read"] - c["duplicates"]
-    c["superseded"] = dropped.get("superseded", 0)
-    c["after_latest_action"] = c["after_dedupe"] - c["superseded"]
-    c["aged_out_by_date"] = _scalar(
-        con,
-        "SELECT count(*) FROM fb_all AS f ANTI JOIN dropped AS d ON f.fb_pos = d.fb_pos WHERE NOT f.recent",
-    )
-    c["after_age_date"] = c["after_latest_action"] - c["aged_out_by_date"]
-
-    _match_traces(con, params, inputs["traces_files"] > 0)
-    _table(con, "tr", "05_traces", params)
-    _table(con, "joined", "06_joined", params)
-    con.execute("DROP TABLE fb_all; DROP TABLE fb_text; DROP TABLE dropped; DROP TABLE tr; DROP TABLE tr_pos")
-    status = _grouped(con, "joined", "status")
-    for key in ("joined", "self_contained", "pending", "orphaned", "invalid", "untrained_rating"):
-        c[key] = status.get(key, 0)
-    c["after_join"] = c["joined"] + c["self_contained"]
-    c["after_age_version"] = _scalar(
-        con, "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy"
-    )
-    c["aged_out_by_version"] = c["after_join"] - c["after_age_version"]
-    c["edits"] = _scalar(
-        con,
-        "SELECT count(*) FROM joined WHERE status IN ('joined', 'self_contained') AND on_policy AND is_edit",
-    )
-
-    # edits, conflicts and filters in one statement; 09_filters.sql keeps a conflict's verdict as reason
-    _chained(con, "filtered", {"rows": "07_rows", "resolved": "08_conflicts"}, "09_filters", params)
-    con.execute("DROP TABLE joined")
-    reason = _grouped(con, "filtered", "reason")
-    c["after_edits"] = sum(reason.values())
-    c["conflict_minority"] = reason.get("minority", 0)
-    c["conflict_ties"] = reason.get("tie", 0)
-    c["conflict_dropped"] = reason.get("conflict", 0)
-    c["after_conflicts"] = (
-        c["after_edits"] - c["conflict_minority"] - c["conflict_ties"] - c["conflict_dropped"]
-    )
-    c["dropped_empty"] = reason.get("empty", 0)
-    c["dropped_too_long"] = reason.get("too_long", 0)
-    c["after_filters"] = reason.get("ok", 0)
-
-    _table(con, "capped", "10_caps", params)
-    con.execute("DROP TABLE filtered")
-    reason = _grouped(con, "capped", "reason")
-    c["capped_per_prompt"] = c["after_filters"] - sum(reason.values())
-    c["capped_per_user"] = reason.get("cap_user", 0)
-    c["after_caps"] = reason.get("ok", 0)
-
-    components, rounds = _split_groups(con, cfg.split_by == "component")
-    if cfg.split_by == "component":
-        c["split_components"], c["split_component_rounds"] = components, rounds
-    _table(con, "split_rows", "11_split", params)
-    con.execute("DROP TABLE capped; DROP TABLE split_groups")
-    c["moved_to_train_shared_prompt"] = _scalar(
-        con, "SELECT count(*) FROM split_rows WHERE hashed_eval AND split = 'train'"
-    )
-    classes = {
-        (s, bool(lab)): int(n)
-        for s, lab, n in con.execute("SELECT split, label, count(*) FROM split_rows GROUP BY ALL").fetchall()
-    }
-    bal = balance(classes.get(("train", True), 0), classes.get(("train", False), 0), cfg.balance)
-    downsample = cfg.balance == "downsample"
-    params["keep_up"] = bal.keep_desirable if downsample else _NO_LIMIT
-    params["keep_down"] = bal.keep_undesirable if downsample else _NO_LIMIT
-    if downsample:
-        _table(con, "final_rows", "12_balance", params)
-        con.execute("DROP TABLE split_rows")
-    else:  # weights leave every row in place: no need to rank them
-        con.execute("ALTER TABLE split_rows RENAME TO final_rows")
-    c["after_balance"] = _scalar(con, "SELECT count(*) FROM final_rows")
-    c["downsampled"] = c["after_caps"] - c["after_balance"]
-
+    counts: dict[str, int] = {}
+    for step in STEPS:
+        if step == "05_trace_rows":
+            _trace_rows(con, params, inputs["traces_files"] > 0)
+        elif step == "split_groups":
+            counts.update(_split_groups(con, cfg.split_by == "component"))
+        elif step == "10_final_rows":
+            bal = _final_rows(con, cfg.balance, params)
+        else:
+            _make(con, step, params)
+        if (SQL_DIR / "counts" / f"{step}.sql").exists():
+            _count(con, step, {**params, **inputs}, counts)
+        for table in DROP_AFTER.get(step, ()):
+            con.execute(f"DROP TABLE {table}")
     class_counts: dict[str, dict[str, int]] = {
         s: {"desirable": 0, "undesirable": 0} for s in ("train", "eval")
     }
     for s, lab, n in con.execute("SELECT split, label, count(*) FROM final_rows GROUP BY ALL").fetchall():
         class_counts[s]["desirable" if lab else "undesirable"] = int(n)
-    c["train"] = sum(class_counts["train"].values())
-    c["eval"] = sum(class_counts["eval"].values())
     return Result(
-        counts={k: int(v) for k, v in c.items()},
+        counts=counts,
         inputs=inputs,
         balance=bal,
         class_counts=class_counts,
         params=params,
-        raw=raw,
+        raw=con.table("raw_profile").df(),
     )

@@ -29,7 +29,7 @@ from curation.pipeline import load_sql, sql_literal, used_params
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
-# The row sources 07_rows.sql makes.
+# The row sources 07_filtered.sql makes.
 SOURCES = ("thumb", "edit", "edit_original", "rating")
 # The kinds the fetch redacts, as named in the snapshot's `redacted` column (13_fetch.sql).
 PII_KINDS = pii.KINDS
@@ -99,7 +99,7 @@ def write_splits(
     # Only what the fetch needs, each in as few bytes as it takes: these rows are the build side
     # of the fetch's joins, which must fit in memory beside the text streaming past them.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE final_rows AS SELECT fb_pos, t_pos, from_trace, label,"
+        "CREATE OR REPLACE TEMP TABLE final_rows AS SELECT feedback_pos, trace_pos, from_trace, label,"
         f" source::ENUM({', '.join(map(sql_literal, SOURCES))}) AS source, split = 'eval' AS is_eval"
         " FROM final_rows"
     )

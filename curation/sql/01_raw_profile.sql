@@ -2,7 +2,9 @@
 -- so that each figure is a sum over the groups: the rows read and those left out because they
 -- happened or arrived after --as-of (the funnel), the raw data-quality measures (over the rows
 -- that had arrived by --as-of) and the events per UTC day and label (the summary's first plot,
--- over the rows read; edits apart).
+-- over the rows read; edits apart). Counted by counts/01_raw_profile.sql.
+WITH
+feedback_files AS NOT MATERIALIZED (SELECT * FROM feedback_src)
 SELECT
     CAST(event_time AS DATE) AS day,
     CASE WHEN kind = 'edit' THEN 'edit' ELSE coalesce(label, 'missing') END AS day_label,
@@ -19,5 +21,5 @@ SELECT
     count(*) FILTER (
         WHERE event_time > _ingested_at + to_microseconds(CAST($skew_minutes * 60000000 AS BIGINT))
     ) AS future_events
-FROM feedback_src
+FROM feedback_files
 GROUP BY ALL

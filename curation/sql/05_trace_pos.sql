@@ -4,10 +4,12 @@
 -- first). Only these positions have their text read (05_trace_rows.sql), so the text read
 -- follows the feedback, not the traces.
 WITH
+actions AS NOT MATERIALIZED (SELECT * FROM feedback),
+trace_files AS NOT MATERIALIZED (SELECT * FROM traces_src),
 wanted AS (
-    SELECT t1, t2 FROM fb_all WHERE recent
+    SELECT trace_hash, trace_hash_salted FROM actions WHERE recent
 )
 SELECT t._pos
-FROM traces_src AS t
-SEMI JOIN wanted AS w ON hash(t.trace_id) = w.t1 AND hash('trace', t.trace_id) = w.t2
+FROM trace_files AS t
+SEMI JOIN wanted AS w ON hash(t.trace_id) = w.trace_hash AND hash('trace', t.trace_id) = w.trace_hash_salted
 WHERE t.event_time <= $as_of AND t._ingested_at <= $as_of

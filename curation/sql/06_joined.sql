@@ -1,22 +1,29 @@
 -- Each counted recent action joined to its trace: joined, self-contained, pending (its trace may
 -- still arrive), orphaned (grace window over) or invalid; and whether the model version that
--- served it is still on-policy. Every column is a number or a flag.
+-- served it is still on-policy. Every column is a number or a flag. Counted by
+-- counts/06_joined.sql.
 WITH
+feedback_actions AS NOT MATERIALIZED (SELECT * FROM feedback),
+dropped_actions AS NOT MATERIALIZED (SELECT * FROM dropped),
+own_text AS NOT MATERIALIZED (SELECT * FROM feedback_text),
+matched_traces AS NOT MATERIALIZED (SELECT * FROM traces),
 actions AS (
     SELECT f.*
-    FROM fb_all AS f
-    ANTI JOIN dropped AS d ON f.fb_pos = d.fb_pos
+    FROM feedback_actions AS f
+    ANTI JOIN dropped_actions AS d ON f.feedback_pos = d.feedback_pos
     WHERE f.recent
 ),
 matched AS (
     SELECT
-        a.*, t.t_pos IS NOT NULL AS has_trace, t.split_key, t.ph, t.ch, t.p_empty, t.p_long, t.c_empty,
-        t.c_long, t.t_on_policy, t.t_row, t.t_pos,
-        x.eh, x.e_empty, x.e_long, x.sc_ph, x.sc_ch, x.sc_p_empty, x.sc_p_long, x.sc_c_empty, x.sc_c_long,
-        x.sc_split_key
+        a.*, t.trace_pos IS NOT NULL AS has_trace, t.split_key, t.prompt_hash, t.completion_hash,
+        t.prompt_empty, t.prompt_too_long, t.completion_empty, t.completion_too_long, t.trace_on_policy,
+        t.trace_row_hash, t.trace_pos,
+        x.edited_hash, x.edited_empty, x.edited_too_long, x.own_prompt_hash, x.own_completion_hash,
+        x.own_prompt_empty, x.own_prompt_too_long, x.own_completion_empty, x.own_completion_too_long,
+        x.own_split_key
     FROM actions AS a
-    LEFT JOIN tr AS t ON a.t1 = t.t1 AND a.t2 = t.t2
-    LEFT JOIN fb_text AS x ON a.fb_pos = x.fb_pos
+    LEFT JOIN matched_traces AS t ON a.trace_hash = t.trace_hash AND a.trace_hash_salted = t.trace_hash_salted
+    LEFT JOIN own_text AS x ON a.feedback_pos = x.feedback_pos
 )
 SELECT
     CASE
@@ -27,14 +34,15 @@ SELECT
         WHEN in_grace THEN 'pending'
         ELSE 'orphaned'
     END AS status,
-    CASE WHEN has_trace THEN t_on_policy ELSE fb_on_policy END AS on_policy,
-    is_edit, is_rating, up, has_trace AS from_trace, uk,
-    CASE WHEN has_trace THEN split_key ELSE sc_split_key END AS split_key,
-    CASE WHEN has_trace THEN ph ELSE sc_ph END AS ph,
-    CASE WHEN has_trace THEN ch ELSE sc_ch END AS ch,
-    CASE WHEN has_trace THEN p_empty ELSE sc_p_empty END AS p_empty,
-    CASE WHEN has_trace THEN p_long ELSE sc_p_long END AS p_long,
-    CASE WHEN has_trace THEN c_empty ELSE sc_c_empty END AS c_empty,
-    CASE WHEN has_trace THEN c_long ELSE sc_c_long END AS c_long,
-    eh, e_empty, e_long, e_key, hash(fb_row, t_row) AS row_key, fb_pos, t_pos
+    CASE WHEN has_trace THEN trace_on_policy ELSE feedback_on_policy END AS on_policy,
+    is_edit, is_rating, up, has_trace AS from_trace, user_hash,
+    CASE WHEN has_trace THEN split_key ELSE own_split_key END AS split_key,
+    CASE WHEN has_trace THEN prompt_hash ELSE own_prompt_hash END AS prompt_hash,
+    CASE WHEN has_trace THEN completion_hash ELSE own_completion_hash END AS completion_hash,
+    CASE WHEN has_trace THEN prompt_empty ELSE own_prompt_empty END AS prompt_empty,
+    CASE WHEN has_trace THEN prompt_too_long ELSE own_prompt_too_long END AS prompt_too_long,
+    CASE WHEN has_trace THEN completion_empty ELSE own_completion_empty END AS completion_empty,
+    CASE WHEN has_trace THEN completion_too_long ELSE own_completion_too_long END AS completion_too_long,
+    edited_hash, edited_empty, edited_too_long, event_hash,
+    hash(feedback_row_hash, trace_row_hash) AS row_key, feedback_pos, trace_pos
 FROM matched

@@ -5,13 +5,16 @@
 -- The rows (narrow) are the build side of the joins; the text is only ever on the probe side, so
 -- it streams from the lake files to the snapshot files and is never held, sorted or spilled.
 WITH
+feedback_files AS NOT MATERIALIZED (SELECT * FROM feedback_src),
+trace_files AS NOT MATERIALIZED (SELECT * FROM traces_src),
+snapshot_rows AS NOT MATERIALIZED (SELECT * FROM final_rows),
 -- What each row takes from its action (by position), for rows whose text is in a trace.
 keys AS (
     SELECT
-        k.t_pos, k.source, k.label, k.is_eval, b.event_id, b.user_id, b.event_time,
+        k.trace_pos, k.source, k.label, k.is_eval, b.event_id, b.user_id, b.event_time,
         CASE WHEN k.source = 'edit' THEN b.edited_completion END AS edited
-    FROM feedback_src AS b
-    JOIN final_rows AS k ON b._pos = k.fb_pos
+    FROM feedback_files AS b
+    JOIN snapshot_rows AS k ON b._pos = k.feedback_pos
     WHERE k.from_trace
 ),
 from_traces AS (
@@ -20,8 +23,8 @@ from_traces AS (
         coalesce(k.edited, t.completion) AS completion_raw,
         k.label, t.trace_id, t.model_version, k.event_time, k.source::VARCHAR AS source, t.session_id,
         coalesce(k.user_id, t.user_id) AS user_id, coalesce(t.tags, '{}') AS tags, k.event_id, k.is_eval
-    FROM traces_src AS t
-    JOIN keys AS k ON t._pos = k.t_pos
+    FROM trace_files AS t
+    JOIN keys AS k ON t._pos = k.trace_pos
 ),
 -- Self-contained feedback brings its own text.
 self_contained AS (
@@ -30,8 +33,8 @@ self_contained AS (
         CASE WHEN k.source = 'edit' THEN b.edited_completion ELSE b.completion END AS completion_raw,
         k.label, b.trace_id, b.model_version, b.event_time, k.source::VARCHAR AS source, NULL::VARCHAR AS session_id,
         b.user_id, '{}' AS tags, b.event_id, k.is_eval
-    FROM feedback_src AS b
-    JOIN final_rows AS k ON b._pos = k.fb_pos
+    FROM feedback_files AS b
+    JOIN snapshot_rows AS k ON b._pos = k.feedback_pos
     WHERE NOT k.from_trace
 ),
 assembled AS (
@@ -42,8 +45,8 @@ assembled AS (
 flagged AS (
     SELECT
         *,
-        $redact AND pii_candidate(prompt_raw) AS p_cand,
-        $redact AND pii_candidate(completion_raw) AS c_cand
+        $redact AND pii_candidate(prompt_raw) AS prompt_candidate,
+        $redact AND pii_candidate(completion_raw) AS completion_candidate
     FROM assembled
 ),
 -- Only candidate texts go through the redaction stages (CASE evaluates a branch only for its
@@ -53,59 +56,66 @@ flagged AS (
 secrets AS (
     SELECT
         *,
-        CASE WHEN p_cand THEN redact_secret(prompt_raw) ELSE prompt_raw END AS p1,
-        CASE WHEN c_cand THEN redact_secret(completion_raw) ELSE completion_raw END AS c1
+        CASE WHEN prompt_candidate THEN redact_secret(prompt_raw) ELSE prompt_raw END AS prompt_no_secret,
+        CASE WHEN completion_candidate THEN redact_secret(completion_raw) ELSE completion_raw END
+            AS completion_no_secret
     FROM flagged
 ),
 emails AS (
     SELECT
         *,
-        CASE WHEN p_cand THEN redact_email(p1) ELSE p1 END AS p2,
-        CASE WHEN c_cand THEN redact_email(c1) ELSE c1 END AS c2
+        CASE WHEN prompt_candidate THEN redact_email(prompt_no_secret) ELSE prompt_no_secret END
+            AS prompt_no_email,
+        CASE WHEN completion_candidate THEN redact_email(completion_no_secret) ELSE completion_no_secret END
+            AS completion_no_email
     FROM secrets
 ),
 checked AS (
     SELECT
         *,
-        CASE WHEN p_cand AND pii_py_candidate(p2) THEN pii_checked(p2) END AS pk,
-        CASE WHEN c_cand AND pii_py_candidate(c2) THEN pii_checked(c2) END AS ck
+        CASE WHEN prompt_candidate AND pii_py_candidate(prompt_no_email) THEN pii_checked(prompt_no_email) END
+            AS prompt_checked,
+        CASE WHEN completion_candidate AND pii_py_candidate(completion_no_email)
+            THEN pii_checked(completion_no_email) END AS completion_checked
     FROM emails
 ),
 redacted AS (
     SELECT
         *,
-        coalesce(pk.text, p2) AS p3,
-        coalesce(ck.text, c2) AS c3,
+        coalesce(prompt_checked.text, prompt_no_email) AS prompt_redacted,
+        coalesce(completion_checked.text, completion_no_email) AS completion_redacted,
         -- each kind's flag: found in the prompt or in the completion (NULL when neither stage ran)
-        (p_cand AND p1 <> prompt_raw) OR (c_cand AND c1 <> completion_raw) AS k_secret,
-        (p_cand AND p2 <> p1) OR (c_cand AND c2 <> c1) AS k_email,
-        pk.ip OR ck.ip AS k_ip,
-        pk.card OR ck.card AS k_card,
-        pk.phone OR ck.phone AS k_phone,
-        pk.ssn OR ck.ssn AS k_ssn,
-        pk.iban OR ck.iban AS k_iban
+        (prompt_candidate AND prompt_no_secret <> prompt_raw)
+            OR (completion_candidate AND completion_no_secret <> completion_raw) AS found_secret,
+        (prompt_candidate AND prompt_no_email <> prompt_no_secret)
+            OR (completion_candidate AND completion_no_email <> completion_no_secret) AS found_email,
+        prompt_checked.ip OR completion_checked.ip AS found_ip,
+        prompt_checked.card OR completion_checked.card AS found_card,
+        prompt_checked.phone OR completion_checked.phone AS found_phone,
+        prompt_checked.ssn OR completion_checked.ssn AS found_ssn,
+        prompt_checked.iban OR completion_checked.iban AS found_iban
     FROM checked
 )
 SELECT
-    p3 AS prompt, prompt_format,
+    prompt_redacted AS prompt, prompt_format,
     -- a chat prompt's messages as a list of {role, content} structs (the conversational format of
     -- TRL and `datasets`), parsed from the redacted JSON text; NULL for text prompts. Other keys of
     -- a message are not kept (they stay in `prompt`); a non-string content is kept as its JSON.
-    CASE WHEN prompt_format = 'messages' AND json_valid(p3) AND json_type(p3) = 'ARRAY'
-        THEN from_json(p3, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS messages,
-    c3 AS completion,
+    CASE WHEN prompt_format = 'messages' AND json_valid(prompt_redacted) AND json_type(prompt_redacted) = 'ARRAY'
+        THEN from_json(prompt_redacted, '[{"role": "VARCHAR", "content": "VARCHAR"}]') END AS messages,
+    completion_redacted AS completion,
     label, trace_id, model_version, event_time, source, session_id, user_id, tags, event_id,
     -- audit columns: lengths after redaction, and the PII kinds redacted in the row, in the order
     -- of curation.pii.KINDS (a candidate text is never NULL, so `<>` compares two texts)
-    length(p3)::INTEGER AS prompt_chars, length(c3)::INTEGER AS completion_chars,
-    CASE WHEN p_cand OR c_cand THEN concat_ws(',',
-        CASE WHEN k_email THEN 'email' END,
-        CASE WHEN k_card THEN 'card' END,
-        CASE WHEN k_ip THEN 'ip' END,
-        CASE WHEN k_phone THEN 'phone' END,
-        CASE WHEN k_ssn THEN 'ssn' END,
-        CASE WHEN k_iban THEN 'iban' END,
-        CASE WHEN k_secret THEN 'secret' END
+    length(prompt_redacted)::INTEGER AS prompt_chars, length(completion_redacted)::INTEGER AS completion_chars,
+    CASE WHEN prompt_candidate OR completion_candidate THEN concat_ws(',',
+        CASE WHEN found_email THEN 'email' END,
+        CASE WHEN found_card THEN 'card' END,
+        CASE WHEN found_ip THEN 'ip' END,
+        CASE WHEN found_phone THEN 'phone' END,
+        CASE WHEN found_ssn THEN 'ssn' END,
+        CASE WHEN found_iban THEN 'iban' END,
+        CASE WHEN found_secret THEN 'secret' END
     ) ELSE '' END AS redacted,
     is_eval
 FROM redacted

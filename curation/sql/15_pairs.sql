@@ -11,12 +11,13 @@
 -- prompt and $pairs_per_user per user (the user of the chosen side: the editor, the up-voter),
 -- by a seeded rank. Columns `keep` (bool) and `reason` say which survive and why not.
 WITH
+snapshot_rows AS NOT MATERIALIZED (SELECT * FROM out),
 rows AS (
-    SELECT *, hash(prompt, prompt_format) AS ph FROM out
+    SELECT *, hash(prompt, prompt_format) AS prompt_hash FROM snapshot_rows
 ),
 edits AS (
     SELECT
-        e.split, e.split AS other_split, e.ph, e.prompt, e.prompt_format, e.completion AS chosen,
+        e.split, e.split AS other_split, e.prompt_hash, e.prompt, e.prompt_format, e.completion AS chosen,
         o.completion AS rejected, 'edit' AS source, e.event_id AS chosen_event_id,
         o.event_id AS rejected_event_id, e.trace_id AS chosen_trace_id, o.trace_id AS rejected_trace_id,
         e.model_version, e.user_id, e.event_time AS chosen_time, o.event_time AS rejected_time
@@ -28,7 +29,7 @@ thumbs AS (
     SELECT
         *,
         row_number() OVER (
-            PARTITION BY ph, prompt, prompt_format, model_version, label
+            PARTITION BY prompt_hash, prompt, prompt_format, model_version, label
             ORDER BY hash($seed, event_id), event_id
         ) AS thumb_rank
     FROM rows
@@ -36,13 +37,13 @@ thumbs AS (
 ),
 opposite AS (
     SELECT
-        u.split, d.split AS other_split, u.ph, u.prompt, u.prompt_format, u.completion AS chosen,
+        u.split, d.split AS other_split, u.prompt_hash, u.prompt, u.prompt_format, u.completion AS chosen,
         d.completion AS rejected, 'thumbs' AS source, u.event_id AS chosen_event_id,
         d.event_id AS rejected_event_id, u.trace_id AS chosen_trace_id, d.trace_id AS rejected_trace_id,
         u.model_version, u.user_id, u.event_time AS chosen_time, d.event_time AS rejected_time
     FROM thumbs AS u
     JOIN thumbs AS d
-        ON u.ph = d.ph AND u.prompt = d.prompt AND u.prompt_format = d.prompt_format
+        ON u.prompt_hash = d.prompt_hash AND u.prompt = d.prompt AND u.prompt_format = d.prompt_format
         AND u.model_version IS NOT DISTINCT FROM d.model_version
     WHERE u.label AND NOT d.label AND u.completion <> d.completion
         AND ($pairs_per_prompt = 0 OR (u.thumb_rank <= $pairs_per_prompt AND d.thumb_rank <= $pairs_per_prompt))
@@ -55,10 +56,10 @@ candidates AS (
     FROM (SELECT * FROM edits UNION ALL SELECT * FROM opposite)
 ),
 one_side AS (
-    SELECT *, hash($seed, pair_id) AS rk FROM candidates WHERE split = other_split
+    SELECT *, hash($seed, pair_id) AS seeded_rank FROM candidates WHERE split = other_split
 ),
 by_prompt AS (
-    SELECT *, row_number() OVER (PARTITION BY ph, prompt, prompt_format ORDER BY rk, pair_id) AS prompt_rank
+    SELECT *, row_number() OVER (PARTITION BY prompt_hash, prompt, prompt_format ORDER BY seeded_rank, pair_id) AS prompt_rank
     FROM one_side
 ),
 by_user AS (
@@ -67,13 +68,13 @@ by_user AS (
         CASE WHEN prompt_rank <= $pairs_per_prompt OR $pairs_per_prompt = 0
             THEN row_number() OVER (
                 PARTITION BY user_id, prompt_rank <= $pairs_per_prompt OR $pairs_per_prompt = 0
-                ORDER BY rk, pair_id
+                ORDER BY seeded_rank, pair_id
             )
         END AS user_rank
     FROM by_prompt
 )
 SELECT
-    * EXCLUDE (ph, other_split, rk, prompt_rank, user_rank),
+    * EXCLUDE (prompt_hash, other_split, seeded_rank, prompt_rank, user_rank),
     CASE
         WHEN user_rank IS NULL THEN 'cap_prompt'
         WHEN $pairs_per_user > 0 AND user_id IS NOT NULL AND user_rank > $pairs_per_user THEN 'cap_user'
@@ -81,4 +82,4 @@ SELECT
     END AS reason
 FROM by_user
 UNION ALL BY NAME
-SELECT * EXCLUDE (ph, other_split), 'across_split' AS reason FROM candidates WHERE split <> other_split
+SELECT * EXCLUDE (prompt_hash, other_split), 'across_split' AS reason FROM candidates WHERE split <> other_split

@@ -95,7 +95,9 @@ def test_the_id_scan_reads_no_text(tmp_path: Path) -> None:
     try:
         window = Window.build(parse_as_of(AS_OF), cfg)
         pipeline._source(con, tmp_path / "lake", "traces", window.cutoff.date(), window.as_of.date())
-        con.execute("CREATE TEMP TABLE fb_all AS SELECT 1::UBIGINT AS t1, 2::UBIGINT AS t2, true AS recent")
+        con.execute(
+            "CREATE TEMP TABLE feedback AS SELECT 1::UBIGINT AS trace_hash, 2::UBIGINT AS trace_hash_salted, true AS recent"
+        )
         text = load_sql("05_trace_pos")
         plan = "".join(r[1] for r in con.execute("EXPLAIN " + text, {"as_of": window.as_of}).fetchall())
     finally:

@@ -3,25 +3,27 @@
 -- trace (the latest wins: a flip from down to up is an up; ties go to the larger event_id).
 -- Almost every action is the only copy of its event and its user's only action on its trace: two
 -- aggregates over the hashed keys find the rest (a collision only adds a row to them), whose real
--- keys are read back from the files and ranked exactly.
+-- keys are read back from the files and ranked exactly. Counted by counts/04_dropped.sql.
 WITH
+actions AS NOT MATERIALIZED (SELECT * FROM feedback),
+feedback_files AS NOT MATERIALIZED (SELECT * FROM feedback_src),
 shared_events AS (
-    SELECT e_key FROM fb_all GROUP BY e_key HAVING count(*) > 1
+    SELECT event_hash FROM actions GROUP BY event_hash HAVING count(*) > 1
 ),
 shared_groups AS (
-    SELECT g_key FROM fb_all GROUP BY g_key HAVING count(*) > 1
+    SELECT user_trace_hash FROM actions GROUP BY user_trace_hash HAVING count(*) > 1
 ),
 candidates AS (
-    SELECT f.fb_pos FROM fb_all AS f SEMI JOIN shared_events AS s ON f.e_key = s.e_key
+    SELECT a.feedback_pos FROM actions AS a SEMI JOIN shared_events AS s ON a.event_hash = s.event_hash
     UNION
-    SELECT f.fb_pos FROM fb_all AS f SEMI JOIN shared_groups AS s ON f.g_key = s.g_key
+    SELECT a.feedback_pos FROM actions AS a SEMI JOIN shared_groups AS s ON a.user_trace_hash = s.user_trace_hash
 ),
 keyed AS (
     SELECT
-        b._pos AS fb_pos, b.event_id, coalesce(b.user_id, 'anonymous:' || b.event_id) AS user_key,
+        b._pos AS feedback_pos, b.event_id, coalesce(b.user_id, 'anonymous:' || b.event_id) AS user_key,
         b.trace_id, b.event_time, b._ingested_at, b._topic, b._partition, b._offset
-    FROM feedback_src AS b
-    SEMI JOIN candidates AS c ON b._pos = c.fb_pos
+    FROM feedback_files AS b
+    SEMI JOIN candidates AS c ON b._pos = c.feedback_pos
 ),
 copies AS (
     SELECT
@@ -31,11 +33,11 @@ copies AS (
 ),
 ranked AS (
     SELECT
-        fb_pos,
+        feedback_pos,
         row_number() OVER (PARTITION BY user_key, trace_id ORDER BY event_time DESC, event_id DESC) AS rank
     FROM copies
     WHERE copy = 1
 )
-SELECT fb_pos, 'duplicate' AS reason FROM copies WHERE copy > 1
+SELECT feedback_pos, 'duplicate' AS reason FROM copies WHERE copy > 1
 UNION ALL
-SELECT fb_pos, 'superseded' AS reason FROM ranked WHERE rank > 1
+SELECT feedback_pos, 'superseded' AS reason FROM ranked WHERE rank > 1
