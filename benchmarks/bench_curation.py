@@ -179,7 +179,7 @@ def generate(lake: Path, n: int, seed: int = 0, traces: int | None = None) -> No
 
 
 def _write(lake: Path, stream: str, date: dt.datetime, table: pa.Table, start: int) -> None:
-    from curation.lake import SCHEMAS
+    from core.lake import SCHEMAS
 
     n = table.num_rows
     ts = table["event_time"]
@@ -384,8 +384,8 @@ def polars_curate(lake: Path, out: Path) -> dict[str, int]:
 
 
 def duckdb_curate(lake: Path, out: Path, redact: bool = True) -> dict[str, int]:
+    from core.snapshot import load_manifest
     from curation.run import run
-    from curation.snapshot import load_manifest
     from flywheel.config import defaults
 
     config = defaults().replace(

@@ -34,23 +34,13 @@ def match_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
     window scanned once and matched to the feedback's (one hash join, nothing decided), then the
     matched traces' columns that the snapshot takes read once and written once, as the snapshot
     writer writes them. No dedupe, edits, conflicts, filters, caps, split, redaction or report."""
-    from curation.snapshot import _BATCH_ROWS, _SplitWriter
-
     cfg, con = _open(lake, out, as_of, ("feedback", "traces"))
     con.execute("CREATE TEMP TABLE ids AS SELECT DISTINCT hash(trace_id) AS t FROM feedback_src")
     con.execute(
         "CREATE TEMP TABLE pos AS SELECT t._pos FROM traces_src AS t SEMI JOIN ids ON hash(t.trace_id) = ids.t"
     )
-    columns = "prompt, prompt_format, completion, trace_id, model_version, session_id, user_id, tags"
-    query = f"SELECT {columns} FROM traces_src AS t SEMI JOIN pos AS p ON t._pos = p._pos"
-    reader = con.sql(query).to_arrow_reader(_BATCH_ROWS)
-    writer = _SplitWriter(out / "matched.parquet", reader.schema, cfg.snapshot_compression)
-    rows = 0
-    for batch in reader:
-        writer.add(batch)
-        rows += batch.num_rows
-    writer.close()
-    return {"rows": rows}
+    query = f"SELECT {_COLUMNS} FROM traces_src AS t SEMI JOIN pos AS p ON t._pos = p._pos"
+    return {"rows": _write(con, query, out / "matched.parquet", cfg.snapshot_compression)}
 
 
 def copy_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
@@ -58,18 +48,30 @@ def copy_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:
     in the window read once and written once, as the snapshot writer writes them, with nothing
     decided (no dedupe, join, filter, redaction, split or report). More rows than the snapshot
     has (every trace, not only those with feedback), fewer reads than a curation needs (one)."""
+    cfg, con = _open(lake, out, as_of, ("traces",))
+    return {
+        "rows": _write(
+            con, f"SELECT {_COLUMNS} FROM traces_src", out / "copy.parquet", cfg.snapshot_compression
+        )
+    }
+
+
+# The trace columns a snapshot takes.
+_COLUMNS = "prompt, prompt_format, completion, trace_id, model_version, session_id, user_id, tags"
+
+
+def _write(con: Any, query: str, path: Path, compression: str) -> int:
+    """Stream ``query``'s rows into ``path`` as the snapshot writer writes its files; the row count."""
     from curation.snapshot import _BATCH_ROWS, _SplitWriter
 
-    cfg, con = _open(lake, out, as_of, ("traces",))
-    columns = "prompt, prompt_format, completion, trace_id, model_version, session_id, user_id, tags"
-    reader = con.sql(f"SELECT {columns} FROM traces_src").to_arrow_reader(_BATCH_ROWS)
-    writer = _SplitWriter(out / "copy.parquet", reader.schema, cfg.snapshot_compression)
+    reader = con.sql(query).to_arrow_reader(_BATCH_ROWS)
+    writer = _SplitWriter(path, reader.schema, compression)
     rows = 0
     for batch in reader:
         writer.add(batch)
         rows += batch.num_rows
     writer.close()
-    return {"rows": rows}
+    return rows
 
 
 def keys_floor(lake: Path, out: Path, as_of: str) -> dict[str, int]:

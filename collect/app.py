@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ingest.producer import now_rfc3339
-from ingest.schema import MAX_INT_DIGITS, InvalidRecord, decode
+from flywheel_events.producer import now_rfc3339
+from flywheel_events.schema import MAX_INT_DIGITS, InvalidRecord, decode
 
 STREAM_ID = {"traces": "trace_id", "feedback": "event_id"}
 _COMPACT = (",", ":")

@@ -39,7 +39,7 @@ def load_keys(keys_file: str | None, environ: Any = None) -> dict[str, str]:
 def serve(config: Any, host: str, port: int, settings: Settings, graceful_s: float = 10.0) -> None:
     import uvicorn
 
-    from ingest.producer import EventProducer
+    from flywheel_events.producer import EventProducer
 
     app = build_app(settings, config.kafka, lambda: EventProducer(config.kafka))
     uvicorn.run(

@@ -26,9 +26,48 @@ import datetime as dt
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from core.errors import ConfigError
+from flywheel_events.schema import COLUMNS
+
+# The lake's Arrow schemas (docs/contracts.md): the writer (ingest) and the reader (curation)
+# both use these, so a file ingest writes is one curation reads.
+TS_US = pa.timestamp("us", tz="UTC")
+TS_MS = pa.timestamp("ms", tz="UTC")
+
+COORDINATES = [
+    pa.field("_topic", pa.string(), nullable=False),
+    pa.field("_partition", pa.int32(), nullable=False),
+    pa.field("_offset", pa.int64(), nullable=False),
+    pa.field("_kafka_timestamp", TS_MS),
+    pa.field("_ingested_at", TS_MS, nullable=False),
+]
+TYPES: dict[str, pa.DataType] = {
+    "event_time": TS_US,
+    "schema_version": pa.int32(),
+    "score": pa.float64(),
+    "scale_min": pa.float64(),
+    "scale_max": pa.float64(),
+}
+
+
+def _stream_schema(stream: str) -> pa.Schema:
+    # Event columns are all nullable in the file; the validator already enforced what is required.
+    return pa.schema(COORDINATES + [pa.field(n, TYPES.get(n, pa.string())) for n in COLUMNS[stream]])
+
+
+SCHEMAS = {stream: _stream_schema(stream) for stream in COLUMNS}
+DLQ_SCHEMA = pa.schema(
+    [
+        *COORDINATES,
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("field", pa.string()),
+    ]
+)
 
 KINDS = ("raw", "dlq")
 TMP_SUFFIX = ".tmp"

@@ -41,10 +41,12 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from core.errors import TerminalError
-from core.files import fsync_dir, sha256_file
+from core.files import atomic_write_text, fsync_dir, sha256_file
+from core.sections import PathsConfig
+from core.settings import setting
 
 # Matched with fullmatch: "$" would also match before a trailing newline ("nl\n").
 VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -53,6 +55,46 @@ MANIFEST = "MANIFEST.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryConfig:
+    """The model registry."""
+
+    status_last: int = setting(
+        10, "history events `flywheel status` shows (the history itself is never trimmed)"
+    )
+    aliases: dict[str, str] | None = setting(  # noqa: RUF009 (None; a file's table is copied)
+        None,
+        "names the app serves (the model_version its traces carry) for registry versions, e.g. "
+        '{"qwen-prod" = "v3"}; with those of `flywheel register --alias`, curation keeps their rows '
+        "when it keeps the version",
+    )
+
+    keep_last: int = setting(
+        10,
+        "`flywheel gc` keeps the newest this many versions (0 = all); the champion and every former "
+        "champion are always kept",
+    )
+
+    def validate(self) -> list[str]:
+        problems = [
+            f"aliases: {name!r} -> {version!r}: both must be non-empty, on one line"
+            for name, version in (self.aliases or {}).items()
+            if not name.strip() or not version.strip() or "\n" in name + version
+        ]
+        if self.keep_last < 0:
+            problems.append(f"keep_last must be >= 0 (0 keeps every version), got {self.keep_last}")
+        return problems
+
+
+class RegistrySettings(Protocol):
+    """The sections the registry reads: where it is (``paths.registry``) and ``[registry]``."""
+
+    @property
+    def paths(self) -> PathsConfig: ...
+    @property
+    def registry(self) -> RegistryConfig: ...
 
 
 class RegistryError(TerminalError):
@@ -199,7 +241,7 @@ class Registry:
         self.status_last = status_last
 
     @classmethod
-    def from_config(cls, config: Any) -> Registry:
+    def from_config(cls, config: RegistrySettings) -> Registry:
         return cls(config.paths.registry, status_last=config.registry.status_last)
 
     # -- reading -----------------------------------------------------------
@@ -547,13 +589,7 @@ class Registry:
 
     def _switch(self, version: str) -> None:
         pointer = self.root / "champion"
-        tmp = self.root / f".champion.{os.getpid()}.tmp"
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(version + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, pointer)
+        atomic_write_text(pointer, version + "\n", chmod=0o644)
         fsync_dir(self.root)
         self._point_serving(version)
 

@@ -73,7 +73,9 @@ class Settings:
 
     # "section.key" -> where its value came from: "file <path>", "env <NAME>" or "flag"; a key
     # missing here has its default. Not part of equality: the same values are the same config.
-    origins: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    origins: Mapping[str, str] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False, kw_only=True
+    )
 
     @property
     def sections(self) -> Mapping[str, Any]:

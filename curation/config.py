@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
+from core.registry import RegistrySettings
+from core.settings import Sectioned, setting
 from curation.pii import check_regions
-from flywheel.config import setting
 
 CONFLICT_POLICIES = ("majority", "drop", "keep")
 TIE_POLICIES = ("drop", "keep")
@@ -191,3 +193,10 @@ class CurationConfig:
         if not 0.0 <= self.min_desirable_share <= self.max_desirable_share <= 1.0:
             problems.append("need 0 <= min_desirable_share <= max_desirable_share <= 1")
         return problems
+
+
+class CurationSettings(RegistrySettings, Sectioned, Protocol):
+    """What curation reads: ``[paths]``, ``[registry]`` and ``[curation]`` (``flywheel.config.Config`` has them all)."""
+
+    @property
+    def curation(self) -> CurationConfig: ...

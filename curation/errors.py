@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import TerminalError
+from core.errors import ExitCode, TerminalError
 
 
 class CurationError(TerminalError):
@@ -16,7 +16,7 @@ class DataQualityError(TerminalError):
     and summary of the failed round, kept for the reviewer.
     """
 
-    exit_code = 4
+    exit_code = ExitCode.DATA_QUALITY
 
     def __init__(self, failures: list[tuple[str, str]], report: str | None = None) -> None:
         self.failures = list(failures)

@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from core.files import fsync_dir
+from core.files import atomic_output, atomic_write_text
 from curation.errors import CurationError
 
 TOMBSTONES = "tombstones"
@@ -82,13 +81,7 @@ def forget(lake: str | os.PathLike[str], user_id: str, compact: bool = True) -> 
             "user_sha256": digest,
             "requested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(json.dumps(record, sort_keys=True) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        fsync_dir(folder)
+        atomic_write_text(path, json.dumps(record, sort_keys=True) + "\n")
     result = Forgotten(tombstone=path, rows_removed=dict.fromkeys(STREAMS, 0))
     if compact:
         for stream in STREAMS:
@@ -123,14 +116,6 @@ def _compact_file(path: Path, user_id: str) -> int:
         if source.metadata.num_row_groups
         and "DICTIONARY" in str(source.metadata.row_group(0).column(i).encodings)
     ]
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            pq.write_table(table, out, compression=codec, use_dictionary=dictionary or False)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    with atomic_output(path, "wb") as out:
+        pq.write_table(table, out, compression=codec, use_dictionary=dictionary or False)
     return removed

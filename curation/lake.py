@@ -1,4 +1,4 @@
-"""The raw lake as curation sees it: the contract's schemas and the date folders to read.
+"""The raw lake as curation sees it: the date folders to read (the schemas are core.lake's, the writer's own).
 
 Folders are ``raw/<stream>/dt=YYYY-MM-DD/``; only the dates inside the window
 are read (pruning), and the rows in folders that are wholly too old are
@@ -20,58 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from core.lake import Lake, ObjectLake
-
-_TS_MS = pa.timestamp("ms", tz="UTC")
-_TS_US = pa.timestamp("us", tz="UTC")
-
-COMMON_FIELDS = [
-    pa.field("_topic", pa.string()),
-    pa.field("_partition", pa.int32()),
-    pa.field("_offset", pa.int64()),
-    pa.field("_kafka_timestamp", _TS_MS),
-    pa.field("_ingested_at", _TS_MS),
-    pa.field("schema_version", pa.int32()),
-    pa.field("extra", pa.string()),
-]
-
-TRACES_SCHEMA = pa.schema(
-    [
-        *COMMON_FIELDS,
-        pa.field("trace_id", pa.string()),
-        pa.field("event_time", _TS_US),
-        pa.field("model_version", pa.string()),
-        pa.field("prompt", pa.string()),
-        pa.field("prompt_format", pa.string()),
-        pa.field("completion", pa.string()),
-        pa.field("session_id", pa.string()),
-        pa.field("user_id", pa.string()),
-        pa.field("tags", pa.string()),
-    ]
-)
-
-FEEDBACK_SCHEMA = pa.schema(
-    [
-        *COMMON_FIELDS,
-        pa.field("event_id", pa.string()),
-        pa.field("trace_id", pa.string()),
-        pa.field("event_time", _TS_US),
-        pa.field("kind", pa.string()),
-        pa.field("label", pa.string()),
-        pa.field("edited_completion", pa.string()),
-        pa.field("user_id", pa.string()),
-        pa.field("comment", pa.string()),
-        pa.field("prompt", pa.string()),
-        pa.field("prompt_format", pa.string()),
-        pa.field("completion", pa.string()),
-        pa.field("model_version", pa.string()),
-        pa.field("score", pa.float64()),
-        pa.field("scale_min", pa.float64()),
-        pa.field("scale_max", pa.float64()),
-    ]
-)
-
-SCHEMAS = {"traces": TRACES_SCHEMA, "feedback": FEEDBACK_SCHEMA}
+from core.lake import SCHEMAS, Lake, ObjectLake
 
 
 def _dated_folders(root: Path) -> list[tuple[dt.date, Path]]:
@@ -156,5 +105,5 @@ def window_files(lake: Lake, stream: str, first: dt.date, last: dt.date) -> tupl
 
 
 def empty_table(stream: str) -> pa.Table:
-    """A zero-row table of the stream's schema, for a lake that has none of it yet."""
+    """A zero-row table of the stream's schema (the one ingest writes), for a lake that has none of it yet."""
     return SCHEMAS[stream].empty_table()

@@ -18,10 +18,12 @@ from typing import Any
 import duckdb
 
 from core.files import sha256_file
+from core.snapshot import PAIRS_FILES
+from curation.config import CurationConfig
 from curation.pipeline import load_sql, sql_literal, used_params
 
 SQL = "15_pairs"
-FILES = {"train": "pairs.parquet", "eval": "pairs_eval.parquet"}
+FILES = PAIRS_FILES  # split -> file name inside the snapshot (core.snapshot owns the layout)
 # The columns of a pairs file, in order (docs/contracts.md).
 COLUMNS = (
     "pair_id",
@@ -48,7 +50,7 @@ MESSAGES = (
 )
 
 
-def params(cfg: Any) -> dict[str, Any]:
+def params(cfg: CurationConfig) -> dict[str, Any]:
     return {
         "seed": cfg.seed,
         "window_hours": float(cfg.pairs_window_hours),
@@ -57,7 +59,7 @@ def params(cfg: Any) -> dict[str, Any]:
     }
 
 
-def digest_basis(cfg: Any) -> dict[str, Any] | None:
+def digest_basis(cfg: CurationConfig) -> dict[str, Any] | None:
     """What the snapshot id must change with: the pairing SQL and its settings (None when off)."""
     if not cfg.pairs:
         return None
@@ -69,7 +71,7 @@ def digest_basis(cfg: Any) -> dict[str, Any] | None:
 
 
 def write_pairs(
-    con: duckdb.DuckDBPyConnection, folder: Path, cfg: Any
+    con: duckdb.DuckDBPyConnection, folder: Path, cfg: CurationConfig
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Mine the pairs from view ``out`` and write both files into ``folder``.
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from fractions import Fraction
 from typing import Any
 
-# TRL's KTO advice: desirable_weight * n_desirable / (undesirable_weight * n_undesirable) in [1, 4/3].
-RATIO_LOW = Fraction(1)
-RATIO_HIGH = Fraction(4, 3)
-# Aim for the middle of the band, so rounding the weights never leaves it.
-RATIO_TARGET = Fraction(7, 6)
+# KTO's class balance is core.kto's, the one rule curation and training share.
+from core.kto import Balance, balance
+
+__all__ = ["Balance", "balance", "on_policy_versions", "with_aliases"]
 
 
 def on_policy_versions(history: list[Any], keep_last: int) -> tuple[list[str] | None, str]:
@@ -39,38 +35,3 @@ def with_aliases(versions: list[str] | None, aliases: dict[str, str]) -> list[st
     if versions is None:
         return None
     return versions + sorted(name for name, version in aliases.items() if version in versions)
-
-
-@dataclasses.dataclass(frozen=True)
-class Balance:
-    desirable_weight: float
-    undesirable_weight: float
-    keep_desirable: int
-    keep_undesirable: int
-
-    def ratio(self, n_up: int, n_down: int) -> float:
-        if n_down == 0:
-            return math.inf
-        return self.desirable_weight * n_up / (self.undesirable_weight * n_down)
-
-
-def balance(n_up: int, n_down: int, mode: str) -> Balance:
-    """Class weights (one fixed at 1) or downsampled counts that put the KTO ratio in [1, 4/3].
-
-    With a single class present nothing balances it: weights stay 1 and the data-quality
-    check ``both_classes_in_train`` reports it.
-    """
-    if n_up == 0 or n_down == 0:
-        return Balance(1.0, 1.0, n_up, n_down)
-    ratio = Fraction(n_up, n_down)
-    if RATIO_LOW <= ratio <= RATIO_HIGH:
-        return Balance(1.0, 1.0, n_up, n_down)
-    if mode == "downsample":
-        if ratio < RATIO_LOW:  # more undesirable rows: keep as many as desirable (ratio 1)
-            return Balance(1.0, 1.0, n_up, n_up)
-        return Balance(1.0, 1.0, n_down * 4 // 3, n_down)
-    if ratio < RATIO_LOW:  # too few desirable rows: up-weight them, undesirable fixed at 1
-        weight = round(float(RATIO_TARGET / ratio), 6)
-        return Balance(weight, 1.0, n_up, n_down)
-    weight = round(float(ratio / RATIO_TARGET), 6)
-    return Balance(1.0, weight, n_up, n_down)

@@ -17,25 +17,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.files import atomic_write_json
 from core.lake import Lake, ObjectLake, is_url, open_lake
 from core.registry import Registry
+from core.settings import write_resolved
+from core.snapshot import MANIFEST, curated_root
 from curation import pairs as pair_mining
+from curation.config import CurationConfig, CurationSettings
 from curation.errors import CurationError, DataQualityError
 from curation.lake import has_stream
 from curation.pipeline import Result, Window, connect, load_sql, run_pipeline, used_params
 from curation.policy import on_policy_versions, with_aliases
-from curation.snapshot import (
-    MANIFEST,
-    PII_KINDS,
-    content_digest,
-    curated_root,
-    pii_counts,
-    publish,
-    reject,
-    write_json,
-    write_splits,
-)
-from flywheel.config import write_resolved
+from curation.snapshot import PII_KINDS, content_digest, pii_counts, publish, reject, write_splits
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +57,7 @@ def parse_as_of(as_of: str | dt.datetime | None) -> dt.datetime:
     return as_of.astimezone(dt.UTC)
 
 
-def _metrics(con: Any, cfg: Any, result: Result) -> dict[str, float]:
+def _metrics(con: Any, cfg: CurationConfig, result: Result) -> dict[str, float]:
     from curation.quality import length_limits
 
     counts = result.counts
@@ -105,7 +98,7 @@ def _at(ts: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def run(config: Any, as_of: str | dt.datetime | None = None) -> Path:
+def run(config: CurationSettings, as_of: str | dt.datetime | None = None) -> Path:
     """Build (or find) the snapshot for ``as_of``; returns its folder. Prints nothing."""
     cfg = config.curation
     if is_url(config.paths.lake):
@@ -162,7 +155,7 @@ def _where(raw: Lake, stream: str) -> str:
 
 
 def _build(
-    config: Any,
+    config: CurationSettings,
     con: Any,
     lake: Path,
     raw: Lake,
@@ -247,7 +240,7 @@ def _build(
             "quality": [dataclasses.asdict(c) for c in checks],
         }
         write_resolved(config, staging / "config.toml")
-        write_json(staging / MANIFEST, manifest)
+        atomic_write_json(staging / MANIFEST, manifest)
         critical = [(c.name, c.why()) for c in checks if not c.success and c.severity == "critical"]
         if critical:
             kept = reject(staging, snapshot_id)
@@ -260,7 +253,7 @@ def _build(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def redaction_summary(cfg: Any, counts: dict[str, int]) -> dict[str, Any]:
+def redaction_summary(cfg: CurationConfig, counts: dict[str, int]) -> dict[str, Any]:
     """The manifest's redaction block: whether it ran, how numbers were told apart, and the rows
     in which each kind was replaced (also in `counts` as `pii_<kind>`)."""
     import phonenumbers
@@ -275,7 +268,7 @@ def redaction_summary(cfg: Any, counts: dict[str, int]) -> dict[str, Any]:
 
 
 def _report(
-    config: Any,
+    config: CurationSettings,
     con: Any,
     folder: Path,
     snapshot_id: str,

@@ -4,7 +4,8 @@
 complete, so a reader sees a whole snapshot or none. A snapshot is never rewritten: when
 one with the same id exists, the run returns it. A snapshot that fails a critical check
 is kept as ``_rejected-<id>/`` for the reviewer and is never returned by
-:func:`latest_snapshot`.
+:func:`core.snapshot.latest_snapshot`. Reading a snapshot is :mod:`core.snapshot`'s; this module
+writes them.
 """
 
 from __future__ import annotations
@@ -23,19 +24,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.files import sha256_file
+from core.snapshot import MANIFEST, SPLITS
 from curation import pii
-from curation.errors import CurationError
 from curation.pipeline import load_sql, sql_literal, used_params
 
-MANIFEST = "manifest.json"
-SPLITS = ("train", "eval")
 # The row sources 07_filtered.sql makes.
 SOURCES = ("thumb", "edit", "edit_original", "rating")
 # The kinds the fetch redacts, as named in the snapshot's `redacted` column (13_fetch.sql).
 PII_KINDS = pii.KINDS
-# Row order inside a snapshot file is not part of the contract; readers that need a stable order
-# (training's seeded shuffle, the gate's sample) sort by these columns, those the file has.
-ROW_ORDER = ("event_id", "source", "trace_id", "prompt", "completion")
 # The snapshot files' writer: rows per batch from DuckDB, rows per row group, the columns that
 # are dictionary-encoded and the text columns, which get no min/max statistics.
 _BATCH_ROWS = 1 << 16
@@ -44,10 +40,6 @@ _DICTIONARY_COLUMNS = ("prompt_format", "model_version", "source", "tags", "reda
 _TEXT_COLUMNS = ("prompt", "messages", "completion")
 # Bump when the meaning of a snapshot's rows changes, so old and new never share an id.
 FORMAT_VERSION = 1
-
-
-def curated_root(lake: str | os.PathLike[str]) -> Path:
-    return Path(lake) / "curated"
 
 
 def content_digest(
@@ -186,12 +178,6 @@ def pii_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return counts
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def publish(staging: Path, final: Path) -> Path:
     """Rename a complete staging folder into place; if another run got there first, keep theirs."""
     try:
@@ -210,33 +196,3 @@ def reject(staging: Path, snapshot_id: str) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     os.rename(staging, target)
     return target
-
-
-def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a snapshot folder (or of the manifest file itself)."""
-    p = Path(path)
-    file = p / MANIFEST if p.is_dir() else p
-    try:
-        data: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CurationError(
-            f"{p} is not a curated snapshot (no {MANIFEST})",
-            hint="`flywheel curate` builds one and prints its path",
-        ) from None
-    return data
-
-
-def latest_snapshot(lake: str | os.PathLike[str]) -> Path | None:
-    """The most recently created complete snapshot under ``lake/curated``, or None."""
-    root = curated_root(lake)
-    if not root.is_dir():
-        return None
-    best: tuple[str, str] | None = None
-    found: Path | None = None
-    for folder in root.iterdir():
-        if folder.name.startswith((".", "_")) or not (folder / MANIFEST).is_file():
-            continue
-        key = (load_manifest(folder).get("created_at", ""), folder.name)
-        if best is None or key > best:
-            best, found = key, folder
-    return found

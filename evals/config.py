@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Protocol
 
-from flywheel.config import setting
+from core.registry import RegistrySettings
+from core.settings import Sectioned, setting
 
 PRIMARY_METRICS = ("auto", "auc", "margin", "win_rate", "lc_win_rate")
 NO_IMPROVEMENT = {"auc": 0.5, "margin": 0.0, "win_rate": 0.5, "lc_win_rate": 0.5}
@@ -240,3 +242,10 @@ class EvalsConfig:
     def replay_draws(self) -> int:
         """Answers per prompt and model: one when sampling is greedy (more would be copies)."""
         return 1 if self.temperature == 0 else self.replay_samples
+
+
+class EvalsSettings(RegistrySettings, Sectioned, Protocol):
+    """What the gate reads: ``[paths]``, ``[registry]`` and ``[evals]`` (``flywheel.config.Config`` has them all)."""
+
+    @property
+    def evals(self) -> EvalsConfig: ...

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
+from core import prompts
+from core.snapshot import SnapshotError, read_split
 from evals.errors import EvalError
 
 REQUIRED = ("prompt", "completion", "label", "trace_id")
@@ -19,18 +20,11 @@ REQUIRED = ("prompt", "completion", "label", "trace_id")
 def load_eval(snapshot: Path, max_rows: int, seed: int) -> pd.DataFrame:
     """The snapshot's eval split, checked, with the optional columns filled in."""
     path = Path(snapshot) / "eval.parquet"
-    if not path.is_file():
-        raise EvalError(
-            f"{path} does not exist",
-            hint="pass --snapshot with a folder written by `flywheel curate` (it holds eval.parquet)",
-        )
-    frame = pq.read_table(path).to_pandas()
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise EvalError(
-            f"{path} lacks column(s) {', '.join(missing)}",
-            hint="docs/contracts.md lists the snapshot columns; rebuild it with `flywheel curate`",
-        )
+    try:
+        table = read_split(snapshot, "eval", required=REQUIRED)
+    except SnapshotError as exc:  # the gate's own error: `flywheel eval` exits with its code
+        raise EvalError(exc.message, hint=exc.hint) from None
+    frame = table.to_pandas()
     problems = []
     for col in ("prompt", "completion", "label"):
         if frame[col].isna().any():
@@ -49,12 +43,8 @@ def load_eval(snapshot: Path, max_rows: int, seed: int) -> pd.DataFrame:
         if col not in frame.columns:
             frame[col] = default
     frame["label"] = labels
-    # A snapshot's row order is not part of its contract: order by the rows' own keys, so the
-    # sample (and every figure drawn from it) is the same however the file was written.
-    from curation.snapshot import ROW_ORDER
-
-    keys = [c for c in ROW_ORDER if c in frame.columns]
-    frame = frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
+    # read_split ordered the rows by their own keys (a snapshot's row order is not part of its
+    # contract), so the sample and every figure drawn from it are the same however it was written.
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)
     return frame.reset_index(drop=True)
@@ -92,16 +82,9 @@ def tag_slices(row_tags: list[dict[str, str]], keys: Sequence[str]) -> Iterator[
 
 
 def render_prompt(prompt: str, prompt_format: str, tokenizer: Any) -> str:
-    """The text the model sees: a chat template for message lists when the tokenizer has one."""
-    if prompt_format != "messages":
-        return prompt
+    """The text the model sees (core.prompts.render, the renderer training used): a prompt this
+    model cannot render is a snapshot the gate cannot replay."""
     try:
-        messages = json.loads(prompt)
-    except json.JSONDecodeError as exc:
-        raise EvalError(f"a messages prompt is not JSON: {exc}", hint="rebuild the snapshot") from None
-    if getattr(tokenizer, "chat_template", None):
-        text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text
-    # No template (tiny and base models): a plain transcript ending where the answer starts.
-    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
-    return "\n".join([*lines, "assistant:"])
+        return prompts.render(tokenizer, prompt, prompt_format)
+    except prompts.PromptError as exc:
+        raise EvalError(exc.message, hint=exc.hint) from None

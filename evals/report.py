@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.files import atomic_write_text
 from evals.decision import Decision
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -24,12 +25,6 @@ td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
 .pass{color:#0a7a2f}.fail{color:#b3261e;font-weight:bold}.warn{color:#8a5a00;font-weight:bold}
 pre{white-space:pre-wrap;margin:0}.turn{margin:0 0 .4em}
 img{max-width:100%}"""
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _png(fig: Any) -> str:
@@ -234,6 +229,8 @@ def write(
     folder.mkdir(parents=True, exist_ok=True)
     relative = {t: os.path.relpath(p, folder) for t, p in (links or {}).items()}
     payload = _finite({**decision.to_dict(), "examples": examples, "links": relative})
-    _atomic_write(folder / "eval_report.json", json.dumps(payload, indent=2, sort_keys=True, allow_nan=False))
-    _atomic_write(folder / "report.html", render_html(decision, images, examples, relative))
+    atomic_write_text(
+        folder / "eval_report.json", json.dumps(payload, indent=2, sort_keys=True, allow_nan=False)
+    )
+    atomic_write_text(folder / "report.html", render_html(decision, images, examples, relative))
     return folder / "eval_report.json"

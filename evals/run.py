@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 
 from core.registry import Registry
+from core.settings import write_resolved
+from core.snapshot import latest_snapshot
 from evals import agreement, data, decision, report
+from evals.config import EvalsSettings
 from evals.errors import EvalError
 from evals.judges import make_judge
 from evals.replay import Replay, replay_metrics, run_replay, users_length_preference
 from evals.replay import slice_metrics as replay_slice_metrics
 from evals.scoring import load, pick_device
-from flywheel.config import write_resolved
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +46,14 @@ def pick_candidate(registry: Registry, champion: str) -> str:
     return (trained or others)[-1]
 
 
-def pick_snapshot(config: Any, registry: Registry, candidate: str) -> Path:
+def pick_snapshot(config: EvalsSettings, registry: Registry, candidate: str) -> Path:
     """The snapshot the candidate was trained from (its eval split is held out), else the newest."""
     snapshot_id = registry.manifest(candidate).get("snapshot_id")
     if snapshot_id:
         path = Path(config.paths.lake) / "curated" / str(snapshot_id)
         if path.is_dir():
             return path
-    try:
-        from curation.snapshot import latest_snapshot
-
-        latest = latest_snapshot(Path(config.paths.lake))
-    except ImportError:
-        latest = None
+    latest = latest_snapshot(config.paths.lake)
     if latest is None:
         raise EvalError(
             f"no snapshot to evaluate {candidate} on under {config.paths.lake}/curated",
@@ -96,7 +93,9 @@ def examples(r: Replay, count: int) -> dict[str, list[dict[str, Any]]]:
     return {"Biggest wins of the candidate": wins, "Biggest losses of the candidate": losses}
 
 
-def run(config: Any, candidate: str | None = None, snapshot: str | Path | None = None) -> decision.Decision:
+def run(
+    config: EvalsSettings, candidate: str | None = None, snapshot: str | Path | None = None
+) -> decision.Decision:
     cfg = config.evals
     started = time.perf_counter()
     registry = Registry.from_config(config)

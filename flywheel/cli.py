@@ -12,15 +12,18 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.errors import FlywheelError
+from core.errors import ExitCode, FlywheelError
 from flywheel import __version__
 
+if TYPE_CHECKING:
+    from flywheel.config import Config
+
 # Exit codes of the public interface.
-EXIT_OK = 0
-EXIT_REJECTED = 3  # `flywheel eval`: the gate rejected the candidate
-EXIT_INTERRUPTED = 130
+EXIT_OK = ExitCode.OK
+EXIT_REJECTED = ExitCode.REJECTED
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
 Handler = Callable[[argparse.Namespace, Any], int]
 
@@ -72,14 +75,14 @@ def _libraries() -> None:
 # Handlers. Each imports its stage lazily and returns an exit code.
 
 
-def _broker(args: argparse.Namespace, config: Any) -> int:
+def _broker(args: argparse.Namespace, config: Config) -> int:
     from flywheel.dev.broker import serve
 
     serve(config, port=args.port)
     return EXIT_OK
 
 
-def _ingest(args: argparse.Namespace, config: Any) -> int:
+def _ingest(args: argparse.Namespace, config: Config) -> int:
     from ingest.service import run
 
     stats = run(config)
@@ -87,7 +90,7 @@ def _ingest(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _simulate(args: argparse.Namespace, config: Any) -> int:
+def _simulate(args: argparse.Namespace, config: Config) -> int:
     from flywheel.dev.simulate import run
 
     stats = run(config)
@@ -95,7 +98,7 @@ def _simulate(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _curate(args: argparse.Namespace, config: Any) -> int:
+def _curate(args: argparse.Namespace, config: Config) -> int:
     from curation.run import run
 
     snapshot = run(config, as_of=args.as_of)
@@ -103,7 +106,7 @@ def _curate(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _forget(args: argparse.Namespace, config: Any) -> int:
+def _forget(args: argparse.Namespace, config: Config) -> int:
     from curation.forget import forget
 
     done = forget(config.paths.lake, args.user_id, compact=not args.no_compact)
@@ -118,12 +121,12 @@ def _forget(args: argparse.Namespace, config: Any) -> int:
 def _snapshot_given(snapshot: str | None) -> None:
     """A wrong --snapshot fails at once, before torch is imported (seconds)."""
     if snapshot is not None:
-        from training.resolve import snapshot_path
+        from core.snapshot import check
 
-        snapshot_path(None, snapshot)
+        check(snapshot)
 
 
-def _train(args: argparse.Namespace, config: Any) -> int:
+def _train(args: argparse.Namespace, config: Config) -> int:
     _snapshot_given(args.snapshot)
     from training.config import report_targets
 
@@ -136,7 +139,7 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _eval(args: argparse.Namespace, config: Any) -> int:
+def _eval(args: argparse.Namespace, config: Config) -> int:
     _snapshot_given(args.snapshot)
     _libraries()
     from evals.run import run
@@ -146,7 +149,7 @@ def _eval(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK if decision.promote else EXIT_REJECTED
 
 
-def _register(args: argparse.Namespace, config: Any) -> int:
+def _register(args: argparse.Namespace, config: Config) -> int:
     from core.registry import Registry
 
     registry = Registry.from_config(config)
@@ -160,7 +163,7 @@ def _register(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _promote(args: argparse.Namespace, config: Any) -> int:
+def _promote(args: argparse.Namespace, config: Config) -> int:
     from core.registry import Registry
 
     registry = Registry.from_config(config)
@@ -171,7 +174,7 @@ def _promote(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _rollback(args: argparse.Namespace, config: Any) -> int:
+def _rollback(args: argparse.Namespace, config: Config) -> int:
     from core.registry import Registry
 
     registry = Registry.from_config(config)
@@ -182,7 +185,7 @@ def _rollback(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _hand_off(config: Any, version: str, previous: str | None, reason: str, action: str) -> None:
+def _hand_off(config: Config, version: str, previous: str | None, reason: str, action: str) -> None:
     """Promotion hooks (serving.*) after a switch; a failed one is reported on stderr, the switch
     stands (exit 0)."""
     from flywheel.hooks import on_promote
@@ -196,14 +199,14 @@ def _hand_off(config: Any, version: str, previous: str | None, reason: str, acti
             )
 
 
-def _status(args: argparse.Namespace, config: Any) -> int:
+def _status(args: argparse.Namespace, config: Config) -> int:
     from core.registry import Registry
 
     print(Registry.from_config(config).status_text())
     return EXIT_OK
 
 
-def _nightly(args: argparse.Namespace, config: Any) -> int:
+def _nightly(args: argparse.Namespace, config: Config) -> int:
     from training.config import report_targets
 
     report_targets(config.training)
@@ -221,7 +224,7 @@ def _nightly(args: argparse.Namespace, config: Any) -> int:
             write_textfile(config.paths.runs, args.metrics_textfile)
 
 
-def _gc(args: argparse.Namespace, config: Any) -> int:
+def _gc(args: argparse.Namespace, config: Config) -> int:
     from flywheel.gc import collect
 
     report = collect(config, keep_last=args.keep, dry_run=args.dry_run)
@@ -231,7 +234,7 @@ def _gc(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _schedule(args: argparse.Namespace, config: Any) -> int:
+def _schedule(args: argparse.Namespace, config: Config) -> int:
     if args.next is not None:
         from flywheel.cronspec import next_fires
 
@@ -247,14 +250,14 @@ def _schedule(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _demo(args: argparse.Namespace, config: Any) -> int:
+def _demo(args: argparse.Namespace, config: Config) -> int:
     _libraries()
     from flywheel.dev.demo import run
 
     return run(config)
 
 
-def _collect(args: argparse.Namespace, config: Any) -> int:
+def _collect(args: argparse.Namespace, config: Config) -> int:
     from collect.app import Settings
     from collect.serve import load_keys, serve
 
@@ -271,7 +274,7 @@ def _collect(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _show_config(args: argparse.Namespace, config: Any) -> int:
+def _show_config(args: argparse.Namespace, config: Config) -> int:
     import json
 
     from flywheel.config import explain, explain_text
@@ -281,7 +284,7 @@ def _show_config(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _tiny_world(args: argparse.Namespace, config: Any) -> int:
+def _tiny_world(args: argparse.Namespace, config: Config) -> int:
     from flywheel.dev.tiny_world import build
 
     path = build(config, force=args.force)
@@ -289,7 +292,7 @@ def _tiny_world(args: argparse.Namespace, config: Any) -> int:
     return EXIT_OK
 
 
-def _export(args: argparse.Namespace, config: Any) -> int:
+def _export(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
     from flywheel.export import export

@@ -18,11 +18,12 @@ The snapshot's text is already redacted by curation; nothing is added or inferre
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from core.errors import TerminalError
+from core.files import atomic_output
+from core.snapshot import check
 
 FORMATS = ("openai-sft", "openai-dpo", "hf")
 ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -82,11 +83,9 @@ def dpo_line(pair: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_jsonl(path: Path, lines: list[dict[str, Any]]) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_output(path) as f:
         for line in lines:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
     return len(lines)
 
 
@@ -137,11 +136,7 @@ def export(snapshot: str | Path, fmt: str, out: str | Path) -> tuple[Path, dict[
     snap = Path(snapshot)
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
-    if not (snap / "manifest.json").is_file():
-        raise ExportError(
-            f"{snap} is not a curated snapshot (no manifest.json)",
-            hint="pass a folder printed by `flywheel curate`",
-        )
+    check(snap)
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
     if fmt == "hf":

@@ -25,9 +25,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    from flywheel.config import Config
 
 log = logging.getLogger("flywheel.gc")
 
@@ -83,7 +86,7 @@ def versions_to_keep(registry: Registry, keep_last: int) -> tuple[list[str], lis
     return kept, [v for v in versions if v not in kept]
 
 
-def finished_checkpoints(config: Any, registry: Registry) -> list[Path]:
+def finished_checkpoints(config: Config, registry: Registry) -> list[Path]:
     """Training work folders of runs whose candidate was registered."""
     work_root = Path(config.training.work_dir or Path(config.paths.runs) / "training")
     if not work_root.is_dir():
@@ -120,7 +123,7 @@ def gx_temp_folders(
 
 
 def collect(
-    config: Any,
+    config: Config,
     keep_last: int | None = None,
     dry_run: bool = False,
     temp_dir: str | os.PathLike[str] | None = None,

@@ -26,9 +26,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.registry import Registry
+
+if TYPE_CHECKING:
+    from flywheel.config import Config
 
 log = logging.getLogger("flywheel.hooks")
 
@@ -127,7 +130,7 @@ def _with_retries(kind: str, target: str, once: Any, serving: Any) -> HookResult
 
 
 def on_promote(
-    config: Any, version: str, previous: str | None, reason: str, action: str = "promote"
+    config: Config, version: str, previous: str | None, reason: str, action: str = "promote"
 ) -> list[HookResult]:
     """Run the configured hooks for a champion switch that has already happened."""
     serving = config.serving

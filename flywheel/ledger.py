@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import TransientError
+from core.files import atomic_write_json
 
 STEPS = ("curate", "train", "gate", "promote")
-FINAL = ("completed", "skipped", "failed")
 
 
 class RoundBusyError(TransientError):
@@ -50,12 +50,7 @@ def new_run_id(t: float | None = None) -> str:
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     """Write, fsync, rename: a reader sees the old record or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, doc)
 
 
 class Ledger:

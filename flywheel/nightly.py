@@ -8,9 +8,10 @@ output; the next round goes further and *re-uses* the snapshot and candidate
 that an interrupted round left (``nightly.resume``). And a ``flock`` on
 ``runs/round.lock`` keeps two rounds from running at once.
 
-Exit codes (``RoundResult.exit_code``): 0 when the round completed (promoted or
-rejected) or was skipped for lack of fresh data, the error's code when it failed
-(1 for a failed data-quality check, 75 when another round holds the lock).
+Exit codes (``RoundResult.exit_code``, from ``core.errors.ExitCode``): 0 when the round completed
+(promoted or rejected) or was skipped for lack of fresh data, the error's code when it failed
+(4 for a failed data-quality check, 75 when another round holds the lock, 130 when stopped by a
+signal, 1 for an unexpected error).
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import FlywheelError, TerminalError
+from core import snapshot as snapshots
+from core.errors import ExitCode, FlywheelError, TerminalError
 from core.registry import Registry
+from core.signals import two_stage
 from flywheel.config import Config, write_resolved
 from flywheel.ledger import Ledger, interrupted, records, round_lock
-from flywheel.roundinfo import RoundResult, snapshot_facts
+from flywheel.roundinfo import RoundResult
 
 log = logging.getLogger("flywheel.nightly")
 
@@ -68,20 +70,13 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM turned into an exception so the ledger records why the round stopped."""
 
 
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _terminated(signum: int) -> None:
+    raise _Terminated(f"signal {signum}")
 
-    def handler(signum: int, frame: Any) -> None:
-        raise _Terminated(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _sigterm_raises() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM, first or later, raises in the round's thread, so the ledger records why it stopped."""
+    return two_stage(_terminated, second=None, signals=(signal.SIGTERM,))
 
 
 def run(config: Config, stages: Stages | None = None, as_of: datetime | None = None) -> RoundResult:
@@ -122,12 +117,12 @@ def run(config: Config, stages: Stages | None = None, as_of: datetime | None = N
             # A bug or a library failure (e.g. out of memory): record it, keep the champion, report.
             log.error("round %s: %s failed\n%s", ledger.run_id, step, traceback.format_exc())
             ledger.end(step, "failed", f"{type(exc).__name__}: {exc}")
-            ledger.doc["exit_code"] = 1
+            ledger.doc["exit_code"] = int(ExitCode.FAILED)
             ledger.set(champion_after=registry.champion())
             ledger.finish("failed", "failed", f"{step} failed: {type(exc).__name__}: {exc}", exc)
         except KeyboardInterrupt as exc:
             ledger.end(step, "failed", "interrupted")
-            ledger.doc["exit_code"] = 130
+            ledger.doc["exit_code"] = int(ExitCode.INTERRUPTED)
             ledger.finish("failed", "failed", f"interrupted during {step}; the next round resumes", exc)
             raise
         if config.nightly.gc and ledger.doc.get("status") != "failed":
@@ -171,7 +166,7 @@ def _round(
     else:
         snapshot = stages.curate(config, as_of)
         ledger.end("curate", "done", f"snapshot {snapshot}")
-    snapshot_id, train_rows = snapshot_facts(snapshot)
+    snapshot_id, train_rows = snapshots.facts(snapshot)
     ledger.set(snapshot_id=snapshot_id, snapshot_path=str(snapshot), train_rows=train_rows)
 
     champion = registry.champion()

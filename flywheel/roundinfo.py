@@ -1,28 +1,9 @@
-"""What a nightly round returns, and the facts it reads from a snapshot folder."""
+"""What a nightly round returns."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import Any
-
-from core.errors import TerminalError
-
-
-def snapshot_facts(snapshot: Path) -> tuple[str, int]:
-    """(snapshot id, training rows) of a curated snapshot folder (docs/contracts.md)."""
-    manifest_path = snapshot / "manifest.json"
-    train = snapshot / "train.parquet"
-    if not manifest_path.is_file() or not train.is_file():
-        raise TerminalError(
-            f"{snapshot} is not a curated snapshot (needs manifest.json and train.parquet)",
-            hint="`flywheel curate` builds one; never edit a snapshot by hand",
-        )
-    import pyarrow.parquet as pq
-
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    return str(manifest.get("snapshot_id") or snapshot.name), pq.read_metadata(train).num_rows
 
 
 @dataclasses.dataclass(frozen=True)

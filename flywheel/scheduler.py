@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import ExitCode
+from core.signals import two_stage
 from flywheel.config import Config, write_resolved
 from flywheel.cronspec import cron_trigger
 
@@ -31,7 +33,7 @@ log = logging.getLogger("flywheel.scheduler")
 
 JOB_ID = "nightly"
 ROUND_FUNC = "flywheel.scheduler:round_job"
-EXIT_TIMEOUT = 124
+EXIT_TIMEOUT = ExitCode.TIMEOUT
 
 _children: set[subprocess.Popen[bytes]] = set()
 _children_lock = threading.Lock()
@@ -158,20 +160,20 @@ def run(config: Config) -> None:
     service = Service(config)
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            log.error("second signal: killing the round and exiting now")
-            stop_children(signal.SIGKILL)
-            os._exit(1)
+    def first(signum: int) -> None:
         log.info("signal %d: stopping after the running round is asked to stop", signum)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    service.start()
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        service.stop(wait=True)
-        log.info("scheduler stopped")
+    def second(signum: int) -> None:
+        log.error("second signal: killing the round and exiting now")
+        stop_children(signal.SIGKILL)
+        os._exit(1)
+
+    with two_stage(first, second):
+        service.start()
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            service.stop(wait=True)
+            log.info("scheduler stopped")

@@ -33,10 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from core.lake import SCHEMAS, TS_US
 from ingest.schema import BOM, COLUMNS, END_TIME_US, LABELS, MIN_TIME_US
-from ingest.writer import SCHEMAS, coordinates
+from ingest.writer import coordinates
 
-_TS_US = pa.timestamp("us", tz="UTC")
 # A JSON null as an object member: Arrow cannot tell it from an absent field, Python can.
 _NULL_MEMBER = re.compile(rb":\s*null\b")
 # Characters JSON must escape: tag values holding them are serialized the slow way.
@@ -139,7 +139,7 @@ def _event_time(table: pa.Table) -> pa.ChunkedArray:
     if col.null_count or not _all(pc.match_substring_regex(col, _PLAIN_TIME)):
         raise _Reject
     try:
-        times = pc.cast(col, _TS_US)
+        times = pc.cast(col, TS_US)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise _Reject from None
     # The same bounds as schema.parse_time: the instant in UTC, whatever the offset it was given in.

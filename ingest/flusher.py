@@ -20,12 +20,13 @@ import dataclasses
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pyarrow as pa
 
 from core.lake import Lake, ObjectLake
 from ingest.batch import PartitionBatch
+from ingest.config import IngestConfig
 from ingest.fastpath import bulk_table
 from ingest.retry import with_backoff
 from ingest.writer import BatchFiles, write_batch, write_parquet
@@ -76,7 +77,7 @@ class Job:
 
 
 class Flusher:
-    def __init__(self, lake: Lake, cfg: Any, writers: int = 2, max_pending: int = 4) -> None:
+    def __init__(self, lake: Lake, cfg: IngestConfig, writers: int = 2, max_pending: int = 4) -> None:
         self.lake = lake
         self.cfg = cfg
         self.max_pending = max_pending

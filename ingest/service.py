@@ -30,11 +30,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
-import signal
 import threading
 import time
-from types import FrameType
 from typing import Any
 
 from kafka import KafkaConsumer
@@ -43,7 +40,9 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from core import lake as lake_layout
+from core.signals import two_stage
 from ingest.batch import PartitionBatch
+from ingest.config import IngestSettings
 from ingest.flusher import Flusher, Job
 from ingest.metrics import IngestMetrics
 from ingest.retry import with_backoff
@@ -90,7 +89,7 @@ class _Listener(ConsumerRebalanceListener):
 
 
 class IngestService:
-    def __init__(self, config: Any, stop: threading.Event | None = None) -> None:
+    def __init__(self, config: IngestSettings, stop: threading.Event | None = None) -> None:
         self.config = config
         self.cfg = config.ingest
         self.lake = lake_layout.open_lake(config.paths.raw_lake or config.paths.lake)
@@ -423,27 +422,22 @@ class _Handed(Exception):
     """A commit refused because the partition was handed to another consumer."""
 
 
-def _install_signals(stop: threading.Event) -> dict[int, Any]:
-    """First SIGTERM/SIGINT: finish the batch, commit, return. Second: exit now."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
+def run(config: IngestSettings, stop: threading.Event | None = None) -> IngestStats:
+    """Consume both topics into the lake until a signal, ``max_messages`` or ``idle_timeout_s``.
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            log.warning("second signal: exiting without flushing", extra={"signal": signum})
-            os._exit(128 + signum)
+    First SIGTERM/SIGINT: finish the current batches, commit, return. Second: exit now.
+    """
+    event = stop or threading.Event()
+    with stop_on_signals(event):
+        return IngestService(config, event).run()
+
+
+def stop_on_signals(stop: threading.Event) -> contextlib.AbstractContextManager[None]:
+    """First SIGTERM/SIGINT sets ``stop`` (the loop finishes its batches and commits); a second one
+    exits at once (core.signals.two_stage)."""
+
+    def finish(signum: int) -> None:
         log.info("signal received: finishing the current batches, then stopping", extra={"signal": signum})
         stop.set()
 
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def run(config: Any, stop: threading.Event | None = None) -> IngestStats:
-    """Consume both topics into the lake until a signal, ``max_messages`` or ``idle_timeout_s``."""
-    stop = stop or threading.Event()
-    previous = _install_signals(stop)
-    try:
-        return IngestService(config, stop).run()
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return two_stage(finish)

@@ -1,4 +1,4 @@
-"""Arrow schemas of the lake (docs/contracts.md) and the atomic, deterministic batch writer.
+"""The atomic, deterministic batch writer of the lake (its Arrow schemas are core.lake's).
 
 One batch of one partition becomes at most one file per event date in
 ``raw/`` and one per date in ``dlq/``, all named after the batch's first and
@@ -25,28 +25,11 @@ import pyarrow.parquet as pq
 from core import lake as lake_layout
 from core.errors import TerminalError
 from core.files import fsync_dir
-from core.lake import Lake, ObjectLake
+from core.lake import COORDINATES, DLQ_SCHEMA, SCHEMAS, TS_MS, Lake, ObjectLake
 from ingest.schema import COLUMNS
 
 _US_PER_DAY = 86_400_000_000
 _MS_PER_DAY = 86_400_000
-_TS_US = pa.timestamp("us", tz="UTC")
-_TS_MS = pa.timestamp("ms", tz="UTC")
-
-COORDINATES = [
-    pa.field("_topic", pa.string(), nullable=False),
-    pa.field("_partition", pa.int32(), nullable=False),
-    pa.field("_offset", pa.int64(), nullable=False),
-    pa.field("_kafka_timestamp", _TS_MS),
-    pa.field("_ingested_at", _TS_MS, nullable=False),
-]
-_TYPES: dict[str, pa.DataType] = {
-    "event_time": _TS_US,
-    "schema_version": pa.int32(),
-    "score": pa.float64(),
-    "scale_min": pa.float64(),
-    "scale_max": pa.float64(),
-}
 # Columns that are (nearly) unique per event: a dictionary would only cost the writer CPU
 # (hashing every value until the dictionary page overflows), which the consumer thread needs.
 _UNIQUE = frozenset(
@@ -64,23 +47,6 @@ _UNIQUE = frozenset(
         "key",
         "value",
     )
-)
-
-
-def _stream_schema(stream: str) -> pa.Schema:
-    # Event columns are all nullable in the file; the validator already enforced what is required.
-    return pa.schema(COORDINATES + [pa.field(n, _TYPES.get(n, pa.string())) for n in COLUMNS[stream]])
-
-
-SCHEMAS = {stream: _stream_schema(stream) for stream in COLUMNS}
-DLQ_SCHEMA = pa.schema(
-    [
-        *COORDINATES,
-        pa.field("key", pa.binary()),
-        pa.field("value", pa.binary()),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("field", pa.string()),
-    ]
 )
 
 
@@ -110,8 +76,8 @@ def coordinates(
         pa.array([topic] * n, pa.string()) if n else pa.array([], pa.string()),
         pa.array(np.full(n, partition, dtype=np.int32)),
         pa.array(offsets, pa.int64()),
-        pa.array(timestamps, _TS_MS),
-        pa.array(np.full(n, ingested_at_ms, dtype=np.int64)).cast(_TS_MS),
+        pa.array(timestamps, TS_MS),
+        pa.array(np.full(n, ingested_at_ms, dtype=np.int64)).cast(TS_MS),
     ]
 
 

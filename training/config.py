@@ -10,8 +10,10 @@ themselves on a GPU.
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
-from flywheel.config import setting
+from core.registry import RegistrySettings
+from core.settings import Sectioned, setting
 
 MODES = ("lora", "full")
 # kto trains on the unpaired rows of train.parquet; the others on pairs.parquet (curation.pairs).
@@ -82,7 +84,9 @@ class TrainingConfig:
     use_class_weights: bool = setting(True, "take desirable/undesirable weights from the manifest's kto")
     seed: int = setting(0, "seed of the shuffle, the adapters' initialisation and the trainer")
     work_dir: str = setting(
-        "", "checkpoints of runs in progress (default: <paths.runs>/training); keyed by snapshot and base"
+        "",
+        "checkpoints of runs in progress (default: <paths.runs>/training); keyed by snapshot and base",
+        path=True,
     )
     save_steps: int = setting(50, "checkpoint every this many steps, so a crashed run resumes")
     save_total_limit: int = setting(2, "checkpoints kept per run")
@@ -159,3 +163,10 @@ def report_targets(training: TrainingConfig) -> list[str]:
             ]
         )
     return targets
+
+
+class TrainingSettings(RegistrySettings, Sectioned, Protocol):
+    """What training reads: ``[paths]``, ``[registry]`` and ``[training]`` (``flywheel.config.Config`` has them all)."""
+
+    @property
+    def training(self) -> TrainingConfig: ...

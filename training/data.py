@@ -10,7 +10,6 @@ ours to choose: shuffled deterministically by the seed, and arranged so that eve
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -18,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import kto, prompts
+from core.snapshot import read_split
+from training.config import TrainingConfig
 from training.errors import SnapshotError
 
 log = logging.getLogger(__name__)
@@ -36,39 +38,16 @@ class Prepared:
     n_undesirable: int
 
 
-def load_manifest(snapshot: Path) -> dict[str, Any]:
-    path = snapshot / "manifest.json"
-    if not path.is_file():
-        raise SnapshotError(
-            f"{snapshot} has no manifest.json; it is not a curated snapshot",
-            hint="`flywheel curate` builds one and prints its path",
-        )
-    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return manifest
-
-
 def read_rows(snapshot: Path, split: str = "train") -> list[dict[str, Any]]:
-    """The snapshot's rows of one split, with the columns checked."""
-    import pyarrow.parquet as pq
+    """The snapshot's rows of one split, with the columns checked, in the snapshot's row order.
 
-    path = snapshot / f"{split}.parquet"
-    if not path.is_file():
-        raise SnapshotError(f"{path} is missing", hint="rebuild the snapshot with `flywheel curate`")
-    table = pq.read_table(path)
-    missing = [c for c in REQUIRED if c not in table.column_names]
-    if missing:
-        raise SnapshotError(
-            f"{path} lacks column(s) {', '.join(missing)} (docs/contracts.md lists the snapshot columns)",
-            hint="rebuild the snapshot with the current `flywheel curate`",
-        )
-    # A snapshot's row order is not part of its contract: order by the rows' own keys, so the
-    # seeded shuffle (data.kto_order) gives the same batches however the file was written.
-    from curation.snapshot import ROW_ORDER
-
-    keys = [c for c in ROW_ORDER if c in table.column_names]
-    table = table.sort_by([(c, "ascending") for c in keys])
-    # A chat prompt is read from its JSON text (`prompt`), as the gate reads it: the `messages`
-    # structs keep only role and content, and training and the gate must see the same prompt.
+    A snapshot's row order is not part of its contract: rows are ordered by their own keys
+    (core.snapshot.ROW_ORDER), so the seeded shuffle (data.kto_order) gives the same batches however
+    the file was written. A chat prompt is read from its JSON text (`prompt`), as the gate reads it:
+    the `messages` structs keep only role and content, and training and the gate must see the same
+    prompt.
+    """
+    table = read_split(snapshot, split, required=REQUIRED)
     rows: list[dict[str, Any]] = table.select(list(REQUIRED)).to_pylist()
     return rows
 
@@ -107,19 +86,12 @@ def conversational(dataset: Any) -> Any:
 
 
 def render(tokenizer: Any, prompt: str, prompt_format: str) -> str:
-    """The prompt as the model sees it: text as is, messages through the chat template."""
-    if prompt_format == "text":
-        return prompt
-    if prompt_format != "messages":
-        raise SnapshotError(f"prompt_format {prompt_format!r} is neither 'text' nor 'messages'")
-    if not getattr(tokenizer, "chat_template", None):
-        raise SnapshotError(
-            "the snapshot has chat prompts but the base model's tokenizer has no chat template",
-            hint="register a base whose tokenizer_config.json has a chat_template",
-        )
-    messages = json.loads(prompt)
-    text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return text
+    """The prompt as the model sees it (core.prompts.render, the one renderer of training,
+    sampling and the gate); a prompt that cannot be rendered is the snapshot's problem here."""
+    try:
+        return prompts.render(tokenizer, prompt, prompt_format)
+    except prompts.PromptError as exc:
+        raise SnapshotError(exc.message, hint=exc.hint) from None
 
 
 def kto_order(labels: list[bool], batch_size: int, seed: int) -> list[int]:
@@ -197,17 +169,12 @@ def fit_batches(rows: list[dict[str, Any]], batch_size: int, seed: int) -> tuple
 
 
 def balanced_weights(n_desirable: int, n_undesirable: int) -> dict[str, float]:
-    """KTO class weights that put desirable*n_up / (undesirable*n_down) in [1, 4/3] (KTO paper, eq. 8)."""
-    # Rounded up, so rounding never takes the ratio below 1.
-    if n_desirable >= n_undesirable:
-        return {
-            "desirable_weight": 1.0,
-            "undesirable_weight": math.ceil(1e4 * n_desirable / n_undesirable) / 1e4,
-        }
-    return {"desirable_weight": math.ceil(1e4 * n_undesirable / n_desirable) / 1e4, "undesirable_weight": 1.0}
+    """KTO class weights that put desirable*n_up / (undesirable*n_down) in [1, 4/3] (KTO paper, eq. 8),
+    by the rule curation used for the manifest's weights (core.kto.balance)."""
+    return kto.balance(n_desirable, n_undesirable).weights()
 
 
-def prepare(rows: list[dict[str, Any]], tokenizer: Any, config: Any) -> Prepared:
+def prepare(rows: list[dict[str, Any]], tokenizer: Any, config: TrainingConfig) -> Prepared:
     """Render, filter by length, and order the rows for KTO; ``config`` is the training section."""
     from datasets import Dataset
 

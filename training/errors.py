@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from core.errors import TerminalError
+from core.snapshot import SnapshotError
 
-
-class SnapshotError(TerminalError):
-    """The snapshot cannot be trained on as it is (missing files or columns, one label only)."""
+__all__ = ["BaseModelError", "SnapshotError"]
 
 
 class BaseModelError(TerminalError):

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.config import PAIRED_METHODS
+from core.snapshot import PAIRS_FILES, read_split
+from training.config import PAIRED_METHODS, TrainingConfig
 from training.data import render
 from training.errors import SnapshotError
 
 log = logging.getLogger(__name__)
 
-PAIRS_FILES = {"train": "pairs.parquet", "eval": "pairs_eval.parquet"}
 PAIR_COLUMNS = ("prompt", "prompt_format", "chosen", "rejected")
 # Row order in the file is not part of the contract: sort by these, those the file has.
 PAIR_ORDER = ("pair_id", "chosen_event_id", "rejected_event_id", "prompt", "chosen", "rejected")
@@ -101,27 +101,13 @@ def choose(training: Any, snapshot: Path, manifest: dict[str, Any]) -> Choice:
 
 def read_pairs(snapshot: Path, split: str = "train") -> list[dict[str, Any]]:
     """The snapshot's pairs of one split, with the columns checked, in a stable order."""
-    import pyarrow.parquet as pq
-
-    path = snapshot / PAIRS_FILES[split]
-    if not path.is_file():
-        raise SnapshotError(
-            f"{path} is missing", hint="rebuild the snapshot with the current `flywheel curate`"
-        )
-    table = pq.read_table(path)
-    missing = [c for c in PAIR_COLUMNS if c not in table.column_names]
-    if missing:
-        raise SnapshotError(
-            f"{path} lacks column(s) {', '.join(missing)} (docs/contracts.md lists the pair columns)",
-            hint="rebuild the snapshot with the current `flywheel curate`",
-        )
-    keys = [c for c in PAIR_ORDER if c in table.column_names]
-    table = table.sort_by([(c, "ascending") for c in keys])
+    name = PAIRS_FILES[split].removesuffix(".parquet")
+    table = read_split(snapshot, name, required=PAIR_COLUMNS, order=PAIR_ORDER)
     rows: list[dict[str, Any]] = table.select(list(PAIR_COLUMNS)).to_pylist()
     return rows
 
 
-def prepare_pairs(pairs: list[dict[str, Any]], tokenizer: Any, config: Any) -> PreparedPairs:
+def prepare_pairs(pairs: list[dict[str, Any]], tokenizer: Any, config: TrainingConfig) -> PreparedPairs:
     """Render the prompts, leave out pairs over the length limits, shuffle by the seed."""
     from datasets import Dataset
 

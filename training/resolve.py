@@ -9,7 +9,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from training.errors import BaseModelError, SnapshotError
+from core.snapshot import resolve
+from training.config import TrainingSettings
+from training.errors import BaseModelError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,37 +20,12 @@ class Base:
     version: str  # the registry version, or the folder's name for a model outside the registry
 
 
-def latest_snapshot(lake: str | Path) -> Path | None:
-    """The newest curated snapshot; curation's own lookup when it is importable."""
-    try:
-        from curation.snapshot import latest_snapshot as from_curation
-    except ImportError:  # training installed without curation: the folder convention suffices
-        curated = Path(lake) / "curated"
-        found = [p for p in curated.glob("*") if (p / "manifest.json").is_file()] if curated.is_dir() else []
-        return max(found, key=lambda p: (p / "manifest.json").stat().st_mtime, default=None)
-    result: Path | None = from_curation(lake)
-    return result
+def snapshot_path(config: TrainingSettings, snapshot: str | Path | None) -> Path:
+    """The snapshot given (checked), else the newest under ``paths.lake`` (core.snapshot.resolve)."""
+    return resolve(config.paths.lake, snapshot)
 
 
-def snapshot_path(config: Any, snapshot: str | Path | None) -> Path:
-    if snapshot is not None:
-        path = Path(snapshot)
-        if not (path / "manifest.json").is_file():
-            raise SnapshotError(
-                f"{path} is not a curated snapshot (no manifest.json)",
-                hint="pass a folder printed by `flywheel curate`",
-            )
-        return path
-    found = latest_snapshot(config.paths.lake)
-    if found is None:
-        raise SnapshotError(
-            f"no curated snapshot under {Path(config.paths.lake) / 'curated'}",
-            hint="run `flywheel curate` first, or pass --snapshot DIR",
-        )
-    return Path(found)
-
-
-def base_model(config: Any, base: str | Path | None) -> Base:
+def base_model(config: TrainingSettings, base: str | Path | None) -> Base:
     """``base`` as a folder or a registry version; the registry's champion when None."""
     from core.registry import Registry, RegistryError
 

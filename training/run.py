@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flywheel.config import to_toml, write_resolved
+from core.settings import to_toml, write_resolved
+from core.snapshot import load_manifest
 from training import artifacts, resolve
-from training.data import balanced_weights, batches_have_both_labels, load_manifest, read_rows
+from training.config import TrainingSettings
+from training.data import balanced_weights, batches_have_both_labels, read_rows
 from training.errors import BaseModelError, SnapshotError
 from training.paired import Choice, choose, read_pairs
 from training.trainer import build_paired_trainer, build_trainer, last_checkpoint, load_base
@@ -46,7 +48,7 @@ def class_weights(manifest: dict[str, Any], training: Any) -> dict[str, float]:
 
 
 def _train(
-    config: Any,
+    config: TrainingSettings,
     base_path: Path,
     snap: Path,
     work: Path,
@@ -68,29 +70,36 @@ def _train(
             f"snapshot {snap.name}: after TRL's preprocessing some batch holds a single label",
             hint="lower training.max_prompt_length below training.max_length",
         )
-    resume = last_checkpoint(work) if training.resume else None
-    if resume:
-        log.info("resuming %s from %s", work.name, resume)
-    result = trainer.train(resume_from_checkpoint=resume)
+    result, resume = _fit(trainer, work, training.resume)
     return trainer, tokenizer, prepared, result, resume, time.perf_counter() - started
 
 
+def _fit(trainer: Any, work: Path, resume: bool) -> tuple[Any, str | None]:
+    """Train, from the run's last checkpoint when there is one and ``training.resume`` is on."""
+    checkpoint = last_checkpoint(work) if resume else None
+    if checkpoint:
+        log.info("resuming %s from %s", work.name, checkpoint)
+    return trainer.train(resume_from_checkpoint=checkpoint), checkpoint
+
+
 def _train_paired(
-    config: Any, base_path: Path, snap: Path, work: Path, method: str, callbacks: list[Any] | None
+    config: TrainingSettings,
+    base_path: Path,
+    snap: Path,
+    work: Path,
+    method: str,
+    callbacks: list[Any] | None,
 ) -> tuple[Any, Any, Any, Any, str | None, float]:
     started = time.perf_counter()
     trainer, tokenizer, prepared = build_paired_trainer(
         config, base_path, read_pairs(snap), work, method, callbacks
     )
-    resume = last_checkpoint(work) if config.training.resume else None
-    if resume:
-        log.info("resuming %s from %s", work.name, resume)
-    result = trainer.train(resume_from_checkpoint=resume)
+    result, resume = _fit(trainer, work, config.training.resume)
     return trainer, tokenizer, prepared, result, resume, time.perf_counter() - started
 
 
 def run(
-    config: Any,
+    config: TrainingSettings,
     snapshot: str | Path | None = None,
     base_model: str | Path | None = None,
     callbacks: list[Any] | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from training.config import report_targets
+from training.config import TrainingConfig, TrainingSettings, report_targets
 from training.data import Prepared, prepare
 from training.errors import BaseModelError
 from training.paired import PreparedPairs, prepare_pairs
@@ -124,7 +124,7 @@ def load_base(path: Path, bf16: bool) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _common(config: Any, work: Path, cuda: bool) -> dict[str, Any]:
+def _common(config: TrainingSettings, work: Path, cuda: bool) -> dict[str, Any]:
     """The arguments every method's TRL config takes the same way."""
     import torch
 
@@ -158,7 +158,7 @@ def _common(config: Any, work: Path, cuda: bool) -> dict[str, Any]:
     )
 
 
-def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> Any:
+def kto_args(config: TrainingSettings, work: Path, weights: dict[str, float], cuda: bool) -> Any:
     from trl import KTOConfig
 
     t = config.training
@@ -170,7 +170,7 @@ def kto_args(config: Any, work: Path, weights: dict[str, float], cuda: bool) -> 
     )
 
 
-def paired_args(config: Any, work: Path, cuda: bool, method: str) -> Any:
+def paired_args(config: TrainingSettings, work: Path, cuda: bool, method: str) -> Any:
     """TRL's config for a paired ``method`` (dpo, ipo, simpo, orpo)."""
     t = config.training
     common = _common(config, work, cuda)
@@ -231,7 +231,7 @@ def _peft(t: Any) -> Any:
 
 
 def build_trainer(
-    config: Any,
+    config: TrainingSettings,
     base_path: Path,
     rows: list[dict[str, Any]],
     work: Path,
@@ -239,31 +239,46 @@ def build_trainer(
     callbacks: list[Any] | None = None,
 ) -> tuple[Any, Any, Prepared]:
     """(KTO trainer, tokenizer, prepared data) ready for ``trainer.train``."""
-    import torch
-    from transformers import set_seed
     from trl import KTOTrainer
 
     t = config.training
     cuda = use_cuda(t)
     args = kto_args(config, work, weights, cuda)
-    set_seed(t.seed)  # the adapters' initialisation
+    model, tokenizer = _load_seeded(t, base_path, args, cuda)
+    prepared = prepare(rows, tokenizer, t)
+    trainer = KTOTrainer(**_trainer_kwargs(t, model, args, prepared.dataset, tokenizer, callbacks))
+    return _quiet_printer(trainer), tokenizer, prepared
+
+
+def _load_seeded(t: TrainingConfig, base_path: Path, args: Any, cuda: bool) -> tuple[Any, Any]:
+    """The base model and tokenizer, after seeding the adapters' initialisation; a tiny model on
+    the CPU trains on one thread (more only add contention)."""
+    import torch
+    from transformers import set_seed
+
+    set_seed(t.seed)
     model, tokenizer = load_base(base_path, args.bf16)
     if not cuda and model.num_parameters() < TINY_PARAMS:
         torch.set_num_threads(1)
-    prepared = prepare(rows, tokenizer, t)
-    trainer = KTOTrainer(
+    return model, tokenizer
+
+
+def _trainer_kwargs(
+    t: TrainingConfig, model: Any, args: Any, dataset: Any, tokenizer: Any, callbacks: list[Any] | None
+) -> dict[str, Any]:
+    """What every TRL trainer here is given: the LoRA adapters, and our last-step logging first."""
+    return dict(
         model=model,
         args=args,
-        train_dataset=prepared.dataset,
+        train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=_peft(t),
         callbacks=[LogLastStep(), *(callbacks or [])],
     )
-    return _quiet_printer(trainer), tokenizer, prepared
 
 
 def build_paired_trainer(
-    config: Any,
+    config: TrainingSettings,
     base_path: Path,
     pairs: list[dict[str, Any]],
     work: Path,
@@ -271,25 +286,12 @@ def build_paired_trainer(
     callbacks: list[Any] | None = None,
 ) -> tuple[Any, Any, PreparedPairs]:
     """(trainer of a paired ``method``, tokenizer, prepared pairs) ready for ``trainer.train``."""
-    import torch
-    from transformers import set_seed
-
     t = config.training
     cuda = use_cuda(t)
     args = paired_args(config, work, cuda, method)
-    set_seed(t.seed)
-    model, tokenizer = load_base(base_path, args.bf16)
-    if not cuda and model.num_parameters() < TINY_PARAMS:
-        torch.set_num_threads(1)
+    model, tokenizer = _load_seeded(t, base_path, args, cuda)
     prepared = prepare_pairs(pairs, tokenizer, t)
-    kwargs = dict(
-        model=model,
-        args=args,
-        train_dataset=prepared.dataset,
-        processing_class=tokenizer,
-        peft_config=_peft(t),
-        callbacks=[LogLastStep(), *(callbacks or [])],
-    )
+    kwargs = _trainer_kwargs(t, model, args, prepared.dataset, tokenizer, callbacks)
     if method in ("dpo", "ipo"):
         from trl import DPOTrainer
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import TerminalError, TransientError
+from core.signals import two_stage
+
+if TYPE_CHECKING:
+    from flywheel.config import Config
 
 log = logging.getLogger(__name__)
 PARTITIONS = 4
@@ -173,28 +176,19 @@ class EmbeddedBroker:
         self.stop()
 
 
-def serve(config: Any, port: int | None = None) -> None:
+def serve(config: Config, port: int | None = None) -> None:
     """Run the broker with both topics until SIGINT/SIGTERM; prints the bootstrap address."""
     done = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        done.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     topics = (config.kafka.traces_topic, config.kafka.feedback_topic)
-    try:
-        with EmbeddedBroker(port=port, topics=topics) as broker:
-            print(broker.bootstrap, flush=True)
-            log.info(
-                "broker running; memory-only, so a restart loses topics and data; Ctrl-C stops it",
-                extra={"bootstrap": broker.bootstrap, "partitions": broker.partitions},
-            )
-            while not done.wait(0.5):
-                if broker.process is None or broker.process.poll() is not None:
-                    raise TransientError(
-                        "the embedded broker exited unexpectedly", hint="run `flywheel broker` again"
-                    )
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    with two_stage(lambda signum: done.set()), EmbeddedBroker(port=port, topics=topics) as broker:
+        print(broker.bootstrap, flush=True)
+        log.info(
+            "broker running; memory-only, so a restart loses topics and data; Ctrl-C stops it",
+            extra={"bootstrap": broker.bootstrap, "partitions": broker.partitions},
+        )
+        while not done.wait(0.5):
+            if broker.process is None or broker.process.poll() is not None:
+                raise TransientError(
+                    "the embedded broker exited unexpectedly", hint="run `flywheel broker` again"
+                )
     log.info("broker stopped")

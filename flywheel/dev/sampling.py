@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from core import prompts
+
 
 def render_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> str:
-    """The text the model continues: a plain prompt as is, a message list through the chat template."""
+    """The text the model continues: a plain prompt as is, a message list through the chat template
+    (core.prompts, the renderer training and the gate use)."""
     if isinstance(prompt, str):
         return prompt
-    text: str = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-    return text
+    return prompts.render_messages(tokenizer, prompt)
 
 
 def generate(

@@ -21,9 +21,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.producer import EventProducer
+
+if TYPE_CHECKING:
+    from flywheel.config import Config
+    from flywheel.dev.settings import SimulateConfig
 
 MALFORMED_KINDS = (
     "malformed_json",
@@ -119,14 +123,14 @@ def malformed(
     return topic, doc if isinstance(doc, bytes) else json.dumps(doc).encode()
 
 
-def _start(cfg: Any) -> dt.datetime:
+def _start(cfg: SimulateConfig) -> dt.datetime:
     if cfg.start_time:
         return dt.datetime.fromisoformat(cfg.start_time).astimezone(dt.UTC)
     return dt.datetime.now(dt.UTC)
 
 
 def run(
-    config: Any,
+    config: Config,
     *,
     prompts: Sequence[str] | None = None,
     respond: Respond | None = None,
@@ -206,7 +210,7 @@ def run(
 
 def _act(
     rng: random.Random,
-    cfg: Any,
+    cfg: SimulateConfig,
     stats: SimStats,
     feedback: Callable[..., None],
     trace_id: str,

@@ -24,9 +24,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flywheel.dev.world import N_OPERANDS, STYLE_MIX, STYLES, World
+
+if TYPE_CHECKING:
+    from flywheel.config import Config
 
 __all__ = ["STYLES", "STYLE_MIX", "World", "build", "load"]
 
@@ -179,11 +182,11 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def world_dir(config: Any, seed: int = 0) -> Path:
+def world_dir(config: Config, seed: int = 0) -> Path:
     return Path(config.paths.cache) / "tiny-world" / f"{WORLD_VERSION}-seed{seed}"
 
 
-def build(config: Any, force: bool = False, seed: int = 0) -> Path:
+def build(config: Config, force: bool = False, seed: int = 0) -> Path:
     """Build (or reuse) the tiny world's tokenizer and model; returns the model folder."""
     import torch
 

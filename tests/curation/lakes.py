@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.lake import SCHEMAS
+from core.lake import SCHEMAS
 
 UTC = dt.UTC
 # tiny_world_day: of the unhappy users, the share who fix the answer instead of a thumbs-down; the

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.registry import Registry
-from curation.snapshot import MANIFEST
+from core.snapshot import MANIFEST
 from tests.curation.conftest import make_config
 from tests.curation.lakes import tiny_world_day
 

@@ -9,10 +9,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from core.snapshot import load_manifest
 from curation.errors import CurationError
 from curation.forget import forget, tombstones, user_digest
 from curation.run import run
-from curation.snapshot import load_manifest
 from flywheel.cli import main
 from tests.curation.conftest import make_config
 from tests.curation.lakes import LakeBuilder

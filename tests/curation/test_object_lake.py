@@ -11,10 +11,10 @@ import pyarrow.fs as pafs
 import pytest
 
 from core.lake import ObjectLake, open_lake
+from core.snapshot import load_manifest
 from curation.errors import CurationError
 from curation.lake import window_files
 from curation.run import run
-from curation.snapshot import load_manifest
 from flywheel.config import Config
 from tests.curation import scenario
 from tests.curation.conftest import make_config

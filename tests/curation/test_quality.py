@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.snapshot import latest_snapshot, load_manifest
 from curation.errors import CurationError, DataQualityError
 from curation.run import run
-from curation.snapshot import latest_snapshot, load_manifest
 from tests.curation.conftest import make_config
 from tests.curation.lakes import LakeBuilder
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from core.snapshot import latest_snapshot, load_manifest
 from curation.run import run
-from curation.snapshot import latest_snapshot, load_manifest
 from flywheel.config import Config
 from tests.curation import scenario
 from tests.curation.conftest import make_config

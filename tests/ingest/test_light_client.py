@@ -26,8 +26,8 @@ import flywheel_events
 import ingest.producer
 import ingest.schema
 from core import errors
+from core.sections import KafkaConfig
 from flywheel_events.schema import InvalidRecord
-from ingest.config import KafkaConfig
 from ingest.service import run as run_ingest
 from tests.ingest.lakeutil import feedback_event, ids, read
 from tests.ingest.test_verdicts import wire_records

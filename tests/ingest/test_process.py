@@ -107,16 +107,16 @@ def test_a_second_signal_exits_at_once_without_flushing():
     # finish; the second must end the process at once (128 + signal), running nothing after it.
     code = (
         "import os, signal, threading, time\n"
-        "from ingest.service import _install_signals\n"
+        "from ingest.service import stop_on_signals\n"
         "stop = threading.Event()\n"
-        "_install_signals(stop)\n"
-        "os.kill(os.getpid(), signal.SIGTERM)\n"
-        "time.sleep(0.2)\n"
-        "assert stop.is_set(), 'the first signal did not ask the loop to stop'\n"
-        "print('first signal: stopping', flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGTERM)\n"
-        "time.sleep(5)\n"
-        "print('still running', flush=True)\n"
+        "with stop_on_signals(stop):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(0.2)\n"
+        "    assert stop.is_set(), 'the first signal did not ask the loop to stop'\n"
+        "    print('first signal: stopping', flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "    print('still running', flush=True)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.decode()[-2000:]

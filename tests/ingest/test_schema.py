@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.lake import SCHEMAS
 from ingest.schema import COLUMNS, InvalidRecord, decode, to_event
-from ingest.writer import SCHEMAS, good_table
+from ingest.writer import good_table
 
 GOOD_TRACE = {
     "trace_id": "t1",

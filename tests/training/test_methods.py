@@ -147,7 +147,7 @@ def test_a_paired_method_without_pairs_is_a_clear_error(tmp_path, tiny_config, t
 
 
 def test_auto_picks_dpo_only_when_pairs_are_plentiful(tmp_path, tiny_config, tiny_world, world) -> None:
-    from training.data import load_manifest
+    from core.snapshot import load_manifest
     from training.paired import choose
 
     auto = tiny_config.training.__class__(method="auto", auto_min_pairs=32, auto_min_pair_share=0.5)

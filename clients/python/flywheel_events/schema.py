@@ -65,11 +65,6 @@ FEEDBACK_COLUMNS = (
     "extra",
 )
 COLUMNS = {"traces": TRACE_COLUMNS, "feedback": FEEDBACK_COLUMNS}
-# Index of event_time in each stream's tuple: the writer groups rows by event date with it.
-EVENT_TIME_INDEX = {
-    "traces": TRACE_COLUMNS.index("event_time"),
-    "feedback": FEEDBACK_COLUMNS.index("event_time"),
-}
 
 # Years outside this range are clock bugs or unit mix-ups (seconds vs milliseconds), not events.
 # The range holds for the instant in UTC (the lake stores UTC and files it by its UTC date), so
