@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.sections import KafkaConfig
 from flywheel_events.producer import now_rfc3339
 from flywheel_events.schema import MAX_INT_DIGITS, InvalidRecord, decode
 
@@ -142,7 +143,7 @@ def _error(code: int, message: str, **headers: str) -> JSONResponse:
 class Collector:
     """The state behind the routes: the producer, the keys' buckets, the metrics."""
 
-    def __init__(self, settings: Settings, kafka_config: Any, producer: Any) -> None:
+    def __init__(self, settings: Settings, kafka_config: KafkaConfig, producer: Any) -> None:
         self.settings = settings
         self.topics = {"traces": kafka_config.traces_topic, "feedback": kafka_config.feedback_topic}
         self.producer = producer  # an ingest.producer.EventProducer
@@ -287,7 +288,9 @@ class Collector:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def build_app(settings: Settings, kafka_config: Any, producer_factory: Callable[[], Any]) -> Starlette:
+def build_app(
+    settings: Settings, kafka_config: KafkaConfig, producer_factory: Callable[[], Any]
+) -> Starlette:
     """The ASGI app; ``producer_factory`` makes the EventProducer at startup, closed (flushed) at shutdown."""
     holder: dict[str, Collector] = {}
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from collect.app import Settings, build_app, parse_keys
 from core.errors import ConfigError
+from core.sections import KafkaConfig
 
 KEYS_ENV = "COLLECT_API_KEYS"
 
@@ -36,7 +37,16 @@ def load_keys(keys_file: str | None, environ: Any = None) -> dict[str, str]:
     return keys
 
 
-def serve(config: Any, host: str, port: int, settings: Settings, graceful_s: float = 10.0) -> None:
+class CollectSettings(Protocol):
+    """What the collector reads: ``[kafka]`` (``flywheel.config.Config`` has it)."""
+
+    @property
+    def kafka(self) -> KafkaConfig: ...
+
+
+def serve(
+    config: CollectSettings, host: str, port: int, settings: Settings, graceful_s: float = 10.0
+) -> None:
     import uvicorn
 
     from flywheel_events.producer import EventProducer

@@ -57,7 +57,7 @@ def count_pairs(snapshot: Path, split: str = "train") -> int | None:
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-def choose(training: Any, snapshot: Path, manifest: dict[str, Any]) -> Choice:
+def choose(training: TrainingConfig, snapshot: Path, manifest: dict[str, Any]) -> Choice:
     """Resolve ``training.method``; a paired method needs the snapshot's pairs.
 
     The rule of ``auto``: DPO when the train split has at least ``auto_min_pairs`` pairs and they

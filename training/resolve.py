@@ -7,10 +7,9 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 from core.snapshot import resolve
-from training.config import TrainingSettings
+from training.config import TrainingConfig, TrainingSettings
 from training.errors import BaseModelError
 
 
@@ -56,7 +55,7 @@ def base_model(config: TrainingSettings, base: str | Path | None) -> Base:
 _HASHED_WHEN_SET = ("method", "rpo_alpha", "simpo_gamma", "auto_min_pairs", "auto_min_pair_share")
 
 
-def config_hash(training: Any) -> str:
+def config_hash(training: TrainingConfig) -> str:
     """Hash of the settings that change the trained weights (not where checkpoints go)."""
     fields = dataclasses.asdict(training)
     for key in ("work_dir", "save_steps", "save_total_limit", "resume", "logging_steps", "report_to"):
@@ -68,7 +67,9 @@ def config_hash(training: Any) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def candidate_version(snapshot_id: str, base_version: str, training: Any, method: str = "kto") -> str:
+def candidate_version(
+    snapshot_id: str, base_version: str, training: TrainingConfig, method: str = "kto"
+) -> str:
     """``<method>-<snapshot>-b<base hash>-c<config hash>``: a retried round finds its candidate.
 
     ``method`` is the one trained (``auto`` resolved), e.g. ``kto`` or ``dpo``.

@@ -28,7 +28,7 @@ from typing import Any
 from core.settings import to_toml, write_resolved
 from core.snapshot import load_manifest
 from training import artifacts, resolve
-from training.config import TrainingSettings
+from training.config import TrainingConfig, TrainingSettings
 from training.data import balanced_weights, batches_have_both_labels, read_rows
 from training.errors import BaseModelError, SnapshotError
 from training.paired import Choice, choose, read_pairs
@@ -37,7 +37,7 @@ from training.trainer import build_paired_trainer, build_trainer, last_checkpoin
 log = logging.getLogger(__name__)
 
 
-def class_weights(manifest: dict[str, Any], training: Any) -> dict[str, float]:
+def class_weights(manifest: dict[str, Any], training: TrainingConfig) -> dict[str, float]:
     kto = manifest.get("kto") or {}
     if not training.use_class_weights or not kto:
         return {"desirable_weight": 1.0, "undesirable_weight": 1.0}

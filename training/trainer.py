@@ -87,7 +87,7 @@ def _flag(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "on"
 
 
-def use_cuda(training: Any) -> bool:
+def use_cuda(training: TrainingConfig) -> bool:
     import torch
 
     if training.device == "cpu":
@@ -213,7 +213,7 @@ def _quiet_experimental() -> Iterator[None]:
         yield
 
 
-def _peft(t: Any) -> Any:
+def _peft(t: TrainingConfig) -> Any:
     from peft import LoraConfig
 
     if t.mode != "lora":
