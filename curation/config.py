@@ -14,6 +14,7 @@ TIE_POLICIES = ("drop", "keep")
 BALANCE_MODES = ("weights", "downsample")
 SPLIT_KEYS = ("session", "prompt", "component")
 SNAPSHOT_CODECS = ("snappy", "zstd", "lz4_raw")
+DATA_DOCS = ("after", "inline", "off")
 # Data-quality expectations that may be made critical (stop the round) or left as warnings.
 DQ_CHECKS = (
     "raw_required_not_null",
@@ -122,6 +123,12 @@ class CurationConfig:
         ),
         "data-quality checks that stop the round when they fail; the others are warnings",
     )
+    data_docs: str = setting(
+        "after",
+        "when the Great Expectations Data Docs are rendered (the checks are decided without GX either "
+        "way): after (a process of its own once the snapshot is published; quality/gx.status says "
+        "where it stands), inline (before curate returns) or off (`flywheel report SNAPSHOT` renders them)",
+    )
     max_duplicate_rate: float = setting(
         0.2, "raw_duplicate_rate fails above this share of duplicate event_ids"
     )
@@ -158,6 +165,8 @@ class CurationConfig:
             problems.append("pairs_window_hours, pairs_per_prompt and pairs_per_user must be >= 0")
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.data_docs not in DATA_DOCS:
+            problems.append(f"data_docs must be one of {DATA_DOCS}, got {self.data_docs!r}")
         if self.split_by not in SPLIT_KEYS:
             problems.append(f"split_by must be one of {SPLIT_KEYS}, got {self.split_by!r}")
         if not 0.0 <= self.min_eval_share_of_fraction <= 1.0:

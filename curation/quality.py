@@ -1,21 +1,23 @@
-"""The data-quality suite: Great Expectations 1.x over the raw and curated data.
+"""The data-quality checks: one list of expectations, decided here in Python, rendered by Great
+Expectations 1.x as Data Docs (``curation.docs``).
 
-Exact measures (null counts, rates, shares) are computed by DuckDB over every row and
-checked as a one-row frame; the curated rows are checked row by row (all of them up to
-``FRAME_LIMIT``). Each expectation carries its check name and severity in ``meta``;
-a failed ``critical`` check stops the round (see ``curation.run``), a failed
-``warning`` is only reported. GX is imported here, lazily: it is slow to import and
-only this step needs it.
+Exact measures (null counts, rates, shares) are computed by DuckDB over every row and checked
+as a one-row frame; the curated rows are checked row by row (all of them up to ``FRAME_LIMIT``).
+:func:`expectations` is the one list of what is checked: each item names GX's expectation, its
+column and bounds, and carries its check name and severity. :func:`evaluate` decides them with
+pandas, as GX's column-map expectations do (nulls are skipped by ``between`` and ``in_set``,
+bounds are inclusive), so the round does not import GX (4-12 s on 2 cores); ``curation.docs``
+builds the GX suite from the same list and the same inputs and confirms GX reaches the same
+verdicts. A failed ``critical`` check stops the round (see ``curation.run``), a failed
+``warning`` is only reported.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import math
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,11 @@ FRAME_LIMIT = 50_000
 REDACTION_SLACK = 1.2
 # The one Data Docs site a run builds: the snapshot's quality/gx folder.
 DOCS_SITE = "snapshot"
+# The two frames checked, in this order: the one-row measures and the curated rows.
+FRAMES = ("measures", "curated_rows")
+BETWEEN = "expect_column_values_to_be_between"
+NOT_NULL = "expect_column_values_to_not_be_null"
+IN_SET = "expect_column_values_to_be_in_set"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +50,44 @@ class Check:
 
     def why(self) -> str:
         return f"observed {self.observed}, expected {self.expected}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectation:
+    """One expectation of the suite: GX's type, the frame and column it reads, its bounds or set,
+    and the check it belongs to (several expectations may make one check)."""
+
+    frame: str  # measures | curated_rows
+    type: str  # BETWEEN | NOT_NULL | IN_SET
+    column: str
+    check: str
+    severity: str
+    min_value: Any = None
+    max_value: Any = None
+    value_set: tuple[str, ...] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """GX's keyword arguments (``column`` and the bounds or the set)."""
+        out: dict[str, Any] = {"column": self.column}
+        if self.type == BETWEEN:
+            out |= {"min_value": self.min_value, "max_value": self.max_value}
+        elif self.type == IN_SET:
+            out["value_set"] = list(self.value_set or ())
+        return out
+
+    def meta(self) -> dict[str, str]:
+        return {"check": self.check, "severity": self.severity}
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One expectation's result: GX's ``success``, ``unexpected_count`` and the first unexpected
+    values (what GX's SUMMARY result format calls ``partial_unexpected_list``)."""
+
+    expectation: Expectation
+    success: bool
+    unexpected_count: int
+    sample: list[Any]
 
 
 def _bounds(low: float | None, high: float | None) -> str:
@@ -108,27 +153,134 @@ def _severity(cfg: CurationConfig, check: str) -> str:
     return "critical" if check in cfg.critical_checks else "warning"
 
 
-def _import_gx() -> Any:
+def _naive_utc(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def expectations(cfg: CurationConfig, window: Any) -> list[Expectation]:
+    """The suite: the exact measures' bounds, then the curated rows' (``window`` gives the event
+    times' range: ``cutoff`` and ``as_of``)."""
+    out = [
+        Expectation("measures", BETWEEN, col, name, _severity(cfg, name), lo, hi)
+        for name, col, lo, hi in metric_rules(cfg)
+    ]
+
+    def row(kind: str, column: str, check: str, **bounds: Any) -> Expectation:
+        return Expectation("curated_rows", kind, column, check, _severity(cfg, check), **bounds)
+
+    max_p, max_c = length_limits(cfg)
+    out += [
+        *(
+            row(NOT_NULL, col, "curated_required_not_null")
+            for col in ("label", "trace_id", "event_time", "prompt_chars", "completion_chars")
+        ),
+        row(BETWEEN, "prompt_chars", "curated_lengths", min_value=cfg.min_prompt_chars, max_value=max_p),
+        row(
+            BETWEEN,
+            "completion_chars",
+            "curated_lengths",
+            min_value=cfg.min_completion_chars,
+            max_value=max_c,
+        ),
+        row(IN_SET, "source", "curated_required_not_null", value_set=tuple(SOURCES)),
+        # GX compares timestamps as naive values; the lake's are UTC (see :func:`frames`)
+        row(
+            BETWEEN,
+            "event_time",
+            "raw_timestamps_in_range",
+            min_value=_naive_utc(window.cutoff),
+            max_value=_naive_utc(window.as_of),
+        ),
+    ]
+    return out
+
+
+def frames(cfg: CurationConfig, metrics: dict[str, float], curated: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The two frames the suite reads: the measures as one row, the curated rows with naive UTC
+    event times (GX compares timestamps without their zone)."""
+    measures = pd.DataFrame([{col: metrics[col] for _, col, _, _ in metric_rules(cfg)}])
+    rows = curated.copy()
+    rows["event_time"] = pd.to_datetime(rows["event_time"], utc=True).dt.tz_localize(None)
+    return {"measures": measures, "curated_rows": rows}
+
+
+def decide(e: Expectation, frame: pd.DataFrame) -> Outcome:
+    """One expectation over its frame, as GX's column-map expectations decide it: nulls fail
+    ``not_null`` and are skipped by ``between`` and ``in_set``; bounds are inclusive."""
+    values = frame[e.column]
+    null = values.isna()
+    if e.type == NOT_NULL:
+        bad = null
+    elif e.type == IN_SET:
+        bad = ~null & ~values.isin(list(e.value_set or ()))
+    elif e.type == BETWEEN:
+        bad = pd.Series(False, index=values.index)
+        if e.min_value is not None:
+            bad |= ~null & (values < e.min_value)
+        if e.max_value is not None:
+            bad |= ~null & (values > e.max_value)
+    else:
+        raise ValueError(f"no Python evaluation of {e.type} (add one beside its GX name in curation.quality)")
+    sample = values[bad].head(3).tolist()  # as GX lists them (Timestamp, float, str)
+    count = int(bad.sum())
+    return Outcome(e, count == 0, count, sample)
+
+
+def evaluate(
+    suite: list[Expectation], data: dict[str, pd.DataFrame], metrics: dict[str, float]
+) -> list[Check]:
+    """Decide the suite with pandas: one Check per check name, in the suite's order."""
+    return summarise([decide(e, data[e.frame]) for e in suite], metrics)
+
+
+def summarise(outcomes: list[Outcome], metrics: dict[str, float]) -> list[Check]:
+    """Fold the expectations' outcomes (decided here or by GX) into one Check per check name,
+    with a readable reason."""
+    rules = {
+        o.expectation.check: (o.expectation.column, o.expectation.min_value, o.expectation.max_value)
+        for o in outcomes
+        if o.expectation.frame == "measures"
+    }
+    severity = {o.expectation.check: o.expectation.severity for o in outcomes}
+    failures: dict[str, list[str]] = {}
+    seen: list[str] = []
+    for o in outcomes:
+        e = o.expectation
+        if e.check not in seen:
+            seen.append(e.check)
+        if o.success:
+            continue
+        if e.frame == "measures":
+            # The expected range is reported once, by Check.why.
+            failures.setdefault(e.check, []).append(f"{e.column} = {metrics[e.column]:g}")
+        else:
+            failures.setdefault(e.check, []).append(
+                f"{o.unexpected_count} curated row(s) fail {e.type} on {e.column} (e.g. {o.sample})"
+            )
+    checks = []
+    for name in seen:
+        ok = name not in failures
+        expected = _bounds(*rules[name][1:]) if name in rules else "every row within the limits"
+        observed = "; ".join(failures.get(name, [])) or (
+            f"{rules[name][0]} = {metrics[rules[name][0]]:g}" if name in rules else "all rows pass"
+        )
+        checks.append(Check(name, severity[name], ok, observed, expected))
+    return checks
+
+
+# ---------------------------------------------------------------------------
+# Great Expectations: the same suite, run by GX, with Data Docs (``curation.docs`` calls these)
+
+
+def import_gx() -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
 
     return gx
 
 
-def preload() -> None:
-    """Import GX on a thread of its own (~6 s here) while DuckDB, which releases the GIL, runs the
-    chain; :func:`run_suite` then finds it imported. A failed import is left for run_suite to
-    raise, where it says what went wrong."""
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            _import_gx()
-
-    threading.Thread(target=load, name="gx-import", daemon=True).start()
-
-
 def _context(docs: Path) -> Any:
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
@@ -146,15 +298,25 @@ def _context(docs: Path) -> Any:
     return ctx
 
 
-def _validate(ctx: Any, name: str, frame: pd.DataFrame, expectations: list[Any]) -> Any:
-    import great_expectations as gx
+def _gx_expectation(gx: Any, e: Expectation) -> Any:
+    kinds = {
+        BETWEEN: gx.expectations.ExpectColumnValuesToBeBetween,
+        NOT_NULL: gx.expectations.ExpectColumnValuesToNotBeNull,
+        IN_SET: gx.expectations.ExpectColumnValuesToBeInSet,
+    }
+    return kinds[e.type](**e.kwargs(), meta=e.meta())
 
+
+def _validate(ctx: Any, name: str, frame: pd.DataFrame, suite: list[Any]) -> Any:
+    gx = import_gx()
     asset = ctx.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name)
     batch = asset.add_batch_definition_whole_dataframe(f"{name}_all")
-    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
+    for expectation in suite:
+        gx_suite.add_expectation(expectation)
+    definition = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch, suite=gx_suite)
+    )
     checkpoint = ctx.checkpoints.add(
         gx.Checkpoint(
             name=f"{name}_checkpoint",
@@ -167,98 +329,36 @@ def _validate(ctx: Any, name: str, frame: pd.DataFrame, expectations: list[Any])
     return next(iter(result.run_results.values()))
 
 
-def run_suite(
-    cfg: CurationConfig, metrics: dict[str, float], curated: pd.DataFrame, docs: Path, window: Any
-) -> list[Check]:
-    """Validate, render Data Docs into ``docs``, and return one Check per check name."""
-    import great_expectations as gx
-
+def run_gx(suite: list[Expectation], data: dict[str, pd.DataFrame], docs: Path) -> list[Outcome]:
+    """Run the suite with Great Expectations, render its Data Docs into ``docs``, and return each
+    expectation's outcome as GX decided it (matched to the suite by frame and position)."""
+    gx = import_gx()
     ctx = _context(docs)
-    exp = gx.expectations
-    rules = metric_rules(cfg)
-    metric_exps = [
-        exp.ExpectColumnValuesToBeBetween(
-            column=col, min_value=lo, max_value=hi, meta={"check": name, "severity": _severity(cfg, name)}
-        )
-        for name, col, lo, hi in rules
-    ]
-    frame = pd.DataFrame([{col: metrics[col] for _, col, _, _ in rules}])
-    results = list(_validate(ctx, "measures", frame, metric_exps).results)
-
-    def meta(name: str) -> dict[str, str]:
-        return {"check": name, "severity": _severity(cfg, name)}
-
-    max_p, max_c = length_limits(cfg)
-    row_exps = [
-        *(
-            exp.ExpectColumnValuesToNotBeNull(column=col, meta=meta("curated_required_not_null"))
-            for col in ("label", "trace_id", "event_time", "prompt_chars", "completion_chars")
-        ),
-        exp.ExpectColumnValuesToBeBetween(
-            column="prompt_chars",
-            min_value=cfg.min_prompt_chars,
-            max_value=max_p,
-            meta=meta("curated_lengths"),
-        ),
-        exp.ExpectColumnValuesToBeBetween(
-            column="completion_chars",
-            min_value=cfg.min_completion_chars,
-            max_value=max_c,
-            meta=meta("curated_lengths"),
-        ),
-        exp.ExpectColumnValuesToBeInSet(
-            column="source",
-            value_set=list(SOURCES),
-            meta=meta("curated_required_not_null"),
-        ),
-        exp.ExpectColumnValuesToBeBetween(
-            column="event_time",
-            min_value=_naive_utc(window.cutoff),
-            max_value=_naive_utc(window.as_of),
-            meta=meta("raw_timestamps_in_range"),
-        ),
-    ]
-    frame = curated.copy()
-    # GX compares timestamps as naive values; the lake's are UTC, so drop the zone, not the time.
-    frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True).dt.tz_localize(None)
-    results += list(_validate(ctx, "curated_rows", frame, row_exps).results)
-    return _summarise(results, metrics, {name: (col, lo, hi) for name, col, lo, hi in rules}, cfg)
-
-
-def _naive_utc(t: dt.datetime) -> dt.datetime:
-    return t.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _summarise(
-    results: list[Any], metrics: dict[str, float], rules: dict[str, Any], cfg: CurationConfig
-) -> list[Check]:
-    """Fold the expectation results into one Check per check name, with a readable reason."""
-    failures: dict[str, list[str]] = {}
-    seen: list[str] = []
-    for r in results:
-        name = r.expectation_config.meta["check"]
-        if name not in seen:
-            seen.append(name)
-        if r.success:
+    outcomes = []
+    for name in FRAMES:
+        part = [e for e in suite if e.frame == name]
+        if not part:
             continue
-        kwargs = r.expectation_config.kwargs
-        column = kwargs.get("column")
-        if name in rules and column == rules[name][0]:
-            # The expected range is reported once, by Check.reason.
-            failures.setdefault(name, []).append(f"{column} = {metrics[column]:g}")
-        else:
+        results = list(_validate(ctx, name, data[name], [_gx_expectation(gx, e) for e in part]).results)
+        by_key = {
+            _key(r.expectation_config.type, r.expectation_config.kwargs, r.expectation_config.meta): r
+            for r in results
+        }
+        if len(by_key) != len(part):
+            raise ValueError(f"GX returned {len(results)} results for the {len(part)} {name} expectations")
+        for e in part:
+            r = by_key[_key(e.type, e.kwargs(), e.meta())]
             stats = r.result or {}
-            bad = stats.get("unexpected_count", "?")
-            sample = stats.get("partial_unexpected_list", [])[:3]
-            failures.setdefault(name, []).append(
-                f"{bad} curated row(s) fail {r.expectation_config.type} on {column} (e.g. {sample})"
+            outcomes.append(
+                Outcome(
+                    e,
+                    bool(r.success),
+                    int(stats.get("unexpected_count") or 0),
+                    list(stats.get("partial_unexpected_list") or [])[:3],
+                )
             )
-    checks = []
-    for name in seen:
-        ok = name not in failures
-        expected = _bounds(*rules[name][1:]) if name in rules else "every row within the limits"
-        observed = "; ".join(failures.get(name, [])) or (
-            f"{rules[name][0]} = {metrics[rules[name][0]]:g}" if name in rules else "all rows pass"
-        )
-        checks.append(Check(name, _severity(cfg, name), ok, observed, expected))
-    return checks
+    return outcomes
+
+
+def _key(kind: str, kwargs: Any, meta: Any) -> tuple[str, str, str]:
+    return (kind, str(kwargs.get("column")), str((meta or {}).get("check")))

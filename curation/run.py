@@ -122,8 +122,8 @@ def run(config: CurationSettings, as_of: str | dt.datetime | None = None) -> Pat
         window.as_of.isoformat(),
         extra={"step": "read"},
     )
-    # Great Expectations (~6-12 s to import on 2 cores) is imported by the report, after the chain,
-    # not on a thread beside it: there it took the CPU and the GIL from the chain's own Python work.
+    # Great Expectations (4-12 s to import on 2 cores) is not imported by the round: the checks are
+    # decided in Python, and GX renders its Data Docs after the snapshot is written (curation.docs).
     # The champions of the snapshot's own time: a backfill (--as-of) ages out by the history as it
     # was then, not by promotions made since.
     registry = Registry(config.paths.registry)
@@ -244,9 +244,11 @@ def _build(
         critical = [(c.name, c.why()) for c in checks if not c.success and c.severity == "critical"]
         if critical:
             kept = reject(staging, snapshot_id)
+            _docs(cfg, kept)
             raise DataQualityError(critical, report=str(kept / "quality" / "summary.html"))
         published = publish(staging, final)
         log.info("curate: published %s", published, extra={"step": "done"})
+        _docs(cfg, published)
         return published
     finally:
         if staging.exists():
@@ -277,14 +279,15 @@ def _report(
     notes: list[str],
     known: set[str],
 ) -> list[Any]:
-    from curation import quality, summary
+    """Decide the data-quality checks (in Python: no Great Expectations on this path), write GX's
+    inputs and the summary page; the Data Docs follow (``curation.docs``, see :func:`_docs`)."""
+    from curation import docs, quality, summary
 
     cfg = config.curation
     metrics = _metrics(con, cfg, result)
     curated = con.execute(load_sql("q_curated_frame"), {"limit": quality.FRAME_LIMIT}).df()
-    docs = folder / "quality" / "gx"
-    docs.mkdir(parents=True, exist_ok=True)
-    checks = quality.run_suite(cfg, metrics, curated, docs, window)
+    data = quality.frames(cfg, metrics, curated)
+    checks = docs.prepare(folder, quality.expectations(cfg, window), data, metrics)
     text = load_sql("q_window_versions")
     served = con.execute(text, used_params(text, result.params)).fetchall()
     checks.append(quality.unknown_versions_check(cfg, [(str(v), int(n)) for v, n in served], known))
@@ -299,6 +302,29 @@ def _report(
         # the frame is a stable subset in a stable order: its head is a smaller one
         curated.head(LENGTHS_SAMPLE)[["label", "completion_chars"]],
         notes,
+        docs=_docs_pending(cfg.data_docs),
     )
     (folder / "quality" / "summary.html").write_text(page, encoding="utf-8")
     return checks
+
+
+def _docs_pending(mode: str) -> str:
+    """The summary's Data Docs line as the snapshot is written (before :func:`_docs` runs)."""
+    if mode == "off":
+        return "off: curation.data_docs = off; `flywheel report SNAPSHOT` renders them"
+    return "queued: they are rendered once the snapshot is written"
+
+
+def _docs(cfg: CurationConfig, folder: Path) -> None:
+    """Render the Data Docs of a published (or rejected) snapshot as ``curation.data_docs`` says:
+    in a process of its own (after), here (inline) or not (off)."""
+    from curation import docs
+
+    if cfg.data_docs == "after":
+        docs.launch(folder)
+        docs.log.info("curate: Data Docs rendering in the background (%s)", folder / "quality" / docs.STATUS)
+    elif cfg.data_docs == "inline":
+        line = docs.render(folder)
+        (docs.log.info if line.startswith("done") else docs.log.warning)("curate: Data Docs %s", line)
+    else:
+        docs.set_status(folder, _docs_pending("off"))

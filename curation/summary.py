@@ -147,6 +147,36 @@ def _plots(
     return out
 
 
+_DOCS_START, _DOCS_END = "<!--data-docs-->", "<!--/data-docs-->"
+
+
+def docs_paragraph(line: str) -> str:
+    """What the page says of the GX Data Docs, from the marker's line (``curation.docs``)."""
+    esc = html.escape
+    state, _, rest = line.partition(":")
+    if line.startswith("done"):
+        body = f"Great Expectations Data Docs: <a href='gx/index.html'>rendered</a>; {esc(rest.strip())}"
+    elif line.startswith("failed"):
+        body = (
+            f"Great Expectations Data Docs: <strong>FAILED</strong>: {esc(rest.strip())}. The checks above "
+            "stand (the curation decided them); <code>flywheel report SNAPSHOT</code> renders the docs again."
+        )
+    elif line.startswith("off"):
+        body = f"Great Expectations Data Docs: not rendered: {esc(rest.strip())}"
+    else:  # queued / rendering
+        body = (
+            f"Great Expectations Data Docs: not there yet, {esc(line)}. The checks above are final; "
+            "reload this page (quality/gx.status says where they stand)."
+        )
+    return f"{_DOCS_START}<p id='data-docs' class='{esc(state.split()[0] if state else 'off')}'>{body}</p>{_DOCS_END}"
+
+
+def with_docs_status(page: str, line: str) -> str:
+    """The page with its Data Docs paragraph replaced by what ``line`` says."""
+    start, end = page.index(_DOCS_START), page.index(_DOCS_END) + len(_DOCS_END)
+    return page[:start] + docs_paragraph(line) + page[end:]
+
+
 def render(
     snapshot_id: str,
     counts: dict[str, int],
@@ -155,8 +185,9 @@ def render(
     by_version: pd.DataFrame,
     lengths: pd.DataFrame,
     notes: list[str],
+    docs: str = "off: not asked for",
 ) -> str:
-    """The summary page as one self-contained HTML string."""
+    """The summary page as one self-contained HTML string; ``docs`` is the Data Docs' status line."""
     esc = html.escape
     rows = "".join(
         f"<tr class='{'ok' if c.success else c.severity}'><td>{esc(c.name)}</td><td>{esc(c.severity)}</td>"
@@ -178,7 +209,8 @@ td,th{{border:1px solid #ccc;padding:2px 8px}}tr.critical{{background:#fbb}}tr.w
 figure{{display:inline-block;margin:0.5em}}</style></head>
 <body><h1>Curation summary</h1>
 <p id="snapshot">Snapshot <code>{esc(snapshot_id)}</code>: {counts.get("train", 0)} train rows,
-{counts.get("eval", 0)} eval rows; {failed} check(s) failed. Full results: <a href="gx/index.html">Data Docs</a>.</p>
+{counts.get("eval", 0)} eval rows; {failed} check(s) failed.</p>
+{docs_paragraph(docs)}
 <ul>{note_items}</ul>
 <h2>Data-quality checks</h2>
 <table id="checks"><tr><th>check</th><th>severity</th><th>result</th><th>observed</th><th>expected</th></tr>{rows}</table>
