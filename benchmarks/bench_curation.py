@@ -5,7 +5,8 @@ feedback (``BENCH_CURATION_SHAPES``, comma-separated ``traces:share``, default
 Engines (``BENCH_CURATION_ENGINES``, default ``duckdb,duckdb-core,duckdb-component,polars,match-floor``),
 each in a fresh process on the same lake, back to back, ``BENCH_CURATION_REPS`` times (ratios are
 paired within a rep, and every line carries the load average, as the machine is shared):
-the whole DuckDB curation (``curation.run.run``: chain, export, digest, pairs, GX report, summary);
+the whole DuckDB curation (``curation.run.run``: chain, export, digest, pairs, checks, summary; the
+GX Data Docs that follow it in a process of their own are waited for and timed apart);
 the chain and the export alone (``duckdb-core``) and the same with ``split_by = component``; the
 core semantics written plainly with Polars (the baseline a user would pick; four PII regexes); and
 the floor (``match-floor``): the trace ids scanned once and matched to the feedback's, then the
@@ -383,7 +384,8 @@ def polars_curate(lake: Path, out: Path) -> dict[str, int]:
     return counts
 
 
-def duckdb_curate(lake: Path, out: Path, redact: bool = True) -> dict[str, int]:
+def duckdb_curate(lake: Path, out: Path, redact: bool = True) -> dict[str, Any]:
+    start = time.perf_counter()  # as _child times the other engines: imports included
     from core.snapshot import load_manifest
     from curation.run import run
     from flywheel.config import defaults
@@ -396,10 +398,20 @@ def duckdb_curate(lake: Path, out: Path, redact: bool = True) -> dict[str, int]:
         }
     )
     path = run(config, as_of=AS_OF)
+    seconds = time.perf_counter() - start  # what `flywheel curate` takes: the snapshot is durable
+    # The Data Docs follow in a process of their own (curation.data_docs = after): measured apart,
+    # and waited for, so they neither vanish with the folder nor run into the next engine's time.
+    from curation import docs
+
+    docs_line = docs.wait(path, timeout=600)
+    docs_seconds = time.perf_counter() - start - seconds
     manifest = load_manifest(path)
     counts, held_out = manifest["counts"], manifest["class_counts"]["eval"]
     shutil.rmtree(path)  # the next run must build, not find, the snapshot
     return {
+        "seconds": seconds,
+        "docs_seconds": docs_seconds,
+        "docs": docs_line.split(";")[0],
         "train": counts["train"],
         "eval": counts["eval"],
         "pii_rows": counts.get("pii_any", 0),
@@ -501,6 +513,8 @@ def _line(shape: str, label: str, r: dict[str, Any]) -> str:
     if "eval_up" in r:
         share = r["eval"] / max(r["train"] + r["eval"], 1)
         tail += f" ({share:.1%}; eval thumbs up {r['eval_up']:,} / down {r['eval_down']:,})"
+    if "docs_seconds" in r:
+        tail += f"; Data Docs followed in {r['docs_seconds']:.1f} s ({r['docs']})"
     return head + tail
 
 

@@ -40,6 +40,7 @@ import pandas as pd
 
 from core.files import atomic_write_json, atomic_write_text
 from curation import quality, summary
+from curation.errors import CurationError
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,9 @@ def render(folder: Path | str) -> str:
     folder = Path(folder)
     quality_dir = folder / "quality"
     if not quality_dir.is_dir():
-        raise FileNotFoundError(
-            f"{quality_dir} does not exist: give a snapshot folder printed by `flywheel curate`"
+        raise CurationError(
+            f"{quality_dir} does not exist",
+            hint="give a snapshot folder printed by `flywheel curate` (or a _rejected-<id> one beside them)",
         )
     set_status(folder, f"rendering (pid {os.getpid()}, since {_now()})")
     try:
@@ -252,7 +254,7 @@ def main(argv: list[str]) -> int:
     folder = Path(argv[0])
     try:
         line = render(folder)
-    except OSError as e:  # the snapshot was removed meanwhile: nothing to report into
+    except (OSError, CurationError) as e:  # the snapshot was removed: nothing to report into
         print(f"{_now()} {e}", file=sys.stderr)
         return 1
     print(f"{_now()} {line}", flush=True)

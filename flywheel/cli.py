@@ -106,6 +106,14 @@ def _curate(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def _report(args: argparse.Namespace, config: Config) -> int:
+    from curation.docs import render
+
+    line = render(args.snapshot)
+    print(line)
+    return EXIT_OK if line.startswith("done") else ExitCode.FAILED
+
+
 def _forget(args: argparse.Namespace, config: Config) -> int:
     from curation.forget import forget
 
@@ -365,6 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", dest="paths.lake", metavar="DIR", help="root of the lake")
     p.add_argument(
         "--as-of", default=None, metavar="TIME", help="rebuild the snapshot as of this RFC 3339 time"
+    )
+
+    p = cmd(
+        "report",
+        _report,
+        "render a snapshot's Great Expectations Data Docs now (what curation.data_docs = after does in "
+        "the background) and print quality/gx.status: done (GX agrees with every check) or failed",
+    )
+    p.add_argument(
+        "snapshot",
+        metavar="SNAPSHOT",
+        help="snapshot folder (printed by `flywheel curate`, or _rejected-<id>)",
     )
 
     p = cmd(

@@ -154,3 +154,26 @@ def test_a_renderer_that_died_is_a_failure_not_rendering_forever(tmp_path: Path)
         docs.status(path)
         == f"failed: the renderer (pid {gone.pid}) ended without a result (log: quality/gx.log)"
     )
+
+
+def test_flywheel_report_on_a_folder_without_a_report_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flywheel.cli import main
+
+    assert main(["report", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "nowhere/quality does not exist" in err and "printed by `flywheel curate`" in err
+
+
+@pytest.mark.slow
+def test_flywheel_report_renders_the_docs_of_a_snapshot_curated_without_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flywheel.cli import main
+
+    _lake(tmp_path)
+    path = run(make_config(tmp_path), as_of="2026-03-31T00:00:00Z")  # curation.data_docs = off
+    assert main(["report", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("done: GX agrees with the curation on all 21 expectations")
+    assert docs.status(path).startswith("done") and (path / "quality" / "gx" / "index.html").is_file()
