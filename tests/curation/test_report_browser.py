@@ -50,6 +50,8 @@ def test_summary_and_data_docs_render(scenario_snapshot: tuple[Config, Path], tm
     assert path.name in dom
     assert "decoded 4 of 4 images" in dom  # set by the page's script once every plot decoded
     assert "orphan_rate" in dom and "after_caps" in dom
+    # the fixture renders the Data Docs before it returns: the page says so and links them
+    assert 'class="done"' in dom and 'href="gx/index.html"' in dom
     shot = tmp_path / "summary.png"
     subprocess.run(
         [
