@@ -1,21 +1,28 @@
 """Ingest throughput against raw kafka-python on the same topics, in the same run.
 
     python -m benchmarks ingest            (BENCH_INGEST_EVENTS=200000 by default)
+    BENCH_INGEST_LAKE=s3 python -m benchmarks ingest     (the lake in S3: moto's server on loopback)
 
 1. Start the embedded broker, produce N events (half traces, half feedback, ~350 bytes each).
 2. Baseline: a bare KafkaConsumer (same fetch settings) reads all N and does nothing with them.
 3. Ours: the ingest service reads the same N into the lake (validate, Arrow, zstd Parquet,
-   fsync, rename, commit). Both run in fresh processes, alternating, three times each; rates
-   count from the first record to the last one on disk (group joins are excluded from both).
-   The ratio is the median of the three adjacent (raw, ingest) pairs, which cancels most of
-   the drift when other work shares the machine.
-4. Latency: with ingest running live (batch_max_age_s = 1), events produced at a steady rate;
-   produce-to-durable = file mtime (written and fsynced) - the record's Kafka timestamp.
+   fsync, rename, commit), once with ``ingest.writer_mode = "thread"`` and once with "process".
+   All run in fresh processes, alternating (raw, thread, process), three times each; rates count
+   from the first record to the last one on disk (group joins are excluded from all). Each mode's
+   ratio is the median of its three ratios to the raw run of the same round, which cancels most
+   of the drift when other work shares the machine.
+4. Peak memory: the ingest process's peak RSS plus, in process mode, its writer processes' peaks.
+5. Latency: with ingest running live (batch_max_age_s = 1), events produced at a steady rate;
+   produce-to-durable = file mtime (written and fsynced) - the record's Kafka timestamp (local
+   lake), or the time the writer's answer reached the service - the Kafka timestamp (S3 lake,
+   whose objects have no usable mtime), from the service's "batch written" log lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -24,10 +31,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 N = int(os.environ.get("BENCH_INGEST_EVENTS", "200000"))
+LAKE = os.environ.get("BENCH_INGEST_LAKE", "local")
+MODES = ("thread", "process")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -109,22 +119,24 @@ def _worker_raw(config: Any, n: int) -> dict[str, Any]:
     return {"records": seen, "seconds": elapsed, "bytes": nbytes}
 
 
-def _worker_ingest(config: Any, n: int) -> dict[str, Any]:
+def _worker_ingest(config: Any, n: int, mode: str) -> dict[str, Any]:
     from ingest.service import IngestService
 
-    service = IngestService(config.replace(**{"ingest.max_messages": n}))
+    service = IngestService(config.replace(**{"ingest.max_messages": n, "ingest.writer_mode": mode}))
     stats = service.run()
     return {
         "records": stats.consumed,
         "seconds": stats.active_s,
         "written": stats.written,
         "files": stats.files,
+        "writer_rss_mb": stats.writer_peak_rss_mb,
     }
 
 
-def _run_worker(kind: str, config_path: Path) -> dict[str, Any]:
+def _run_worker(kind: str, config_path: Path, env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_ingest", kind, str(config_path), str(N)],
+        env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -135,18 +147,41 @@ def _run_worker(kind: str, config_path: Path) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _latency(broker: Any, tmp: Path) -> tuple[float, float, int]:
+class _Written(logging.Handler):
+    """The service's "batch written" lines: when each batch's answer (durable) reached it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[str, int, int, int, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "batch written":
+            r: Any = record
+            self.batches.append((r.topic, r.partition, r.first_offset, r.last_offset, record.created * 1000))
+
+
+def _latency(broker: Any, lake_url: str, mode: str) -> tuple[float, float, int]:
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    from core.lake import ObjectLake, open_lake
     from ingest.service import run as ingest
 
     tag = uuid.uuid4().hex[:8]
     traces, feedback = f"lat{tag}.traces", f"lat{tag}.feedback"
     broker.create_topics([traces, feedback])
-    lake = tmp / "latency-lake"
     config = _config(
-        broker.bootstrap, traces, feedback, str(lake), f"lat{tag}", **{"ingest.batch_max_age_s": 1.0}
+        broker.bootstrap,
+        traces,
+        feedback,
+        lake_url,
+        f"lat{tag}",
+        **{"ingest.batch_max_age_s": 1.0, "ingest.writer_mode": mode},
     )
+    written = _Written()
+    service_log = logging.getLogger("ingest.service")
+    service_log.addHandler(written)
+    service_log.setLevel(logging.INFO)
     stop = threading.Event()
     worker = threading.Thread(target=ingest, args=(config, stop))
     worker.start()
@@ -155,15 +190,76 @@ def _latency(broker: Any, tmp: Path) -> tuple[float, float, int]:
     time.sleep(3)
     stop.set()
     worker.join()
+    service_log.removeHandler(written)
+    lake = open_lake(lake_url)
     latencies = []
-    for path in lake.glob("raw/*/dt=*/*.parquet"):
-        durable_ms = path.stat().st_mtime * 1000
-        for ts in pq.read_table(path, columns=["_kafka_timestamp"]).column(0).cast("int64").to_pylist():
-            latencies.append(durable_ms - ts)
+    if isinstance(lake, ObjectLake):  # no usable mtime: the time the service heard the batch was durable
+        durable = {(t, p, first): ms for t, p, first, _, ms in written.batches}
+        selector = pafs.FileSelector(lake.path("raw"), recursive=True)
+        for info in lake.fs.get_file_info(selector):
+            if info.type != pafs.FileType.File:
+                continue
+            table = pq.read_table(
+                info.path, columns=["_topic", "_partition", "_offset", "_kafka_timestamp"], filesystem=lake.fs
+            )
+            first = min(table.column("_offset").to_pylist())
+            when = durable[(table.column("_topic")[0].as_py(), table.column("_partition")[0].as_py(), first)]
+            latencies += [when - ts for ts in table.column("_kafka_timestamp").cast("int64").to_pylist()]
+    else:
+        for path in Path(lake).glob("raw/*/dt=*/*.parquet"):
+            durable_ms = path.stat().st_mtime * 1000
+            for ts in pq.read_table(path, columns=["_kafka_timestamp"]).column(0).cast("int64").to_pylist():
+                latencies.append(durable_ms - ts)
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[int(len(latencies) * 0.99)]
     return p50, p99, len(latencies)
+
+
+@contextlib.contextmanager
+def _lake_root(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """The folder or bucket the runs' lakes go under, and the environment the workers need."""
+    if LAKE == "local":
+        yield str(tmp), dict(os.environ)
+        return
+    if LAKE != "s3":
+        raise SystemExit(f"BENCH_INGEST_LAKE must be local or s3, not {LAKE!r}")
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    from flywheel.dev.broker import free_port
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    aws = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    saved = {k: os.environ.get(k) for k in aws}
+    os.environ.update(aws)
+    try:
+        pafs.S3FileSystem(
+            endpoint_override=endpoint, region="us-east-1", allow_bucket_creation=True
+        ).create_dir("bench")
+        yield "s3://bench", dict(os.environ)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def main() -> None:
@@ -173,47 +269,63 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmpdir,
         EmbeddedBroker(topics=("bench.traces", "bench.feedback")) as broker,
+        _lake_root(Path(tmpdir)) as (root, env),
     ):
         tmp = Path(tmpdir)
+        load = os.getloadavg()[0]
+        print(f"lake: {LAKE} ({root}); load average before: {load:.2f}", flush=True)
         started = time.monotonic()
-        base = _config(broker.bootstrap, "bench.traces", "bench.feedback", str(tmp / "lake"), "unused")
+        base = _config(broker.bootstrap, "bench.traces", "bench.feedback", f"{root}/lake", "unused")
         _produce(base, N)
         print(f"produced {N} events in {time.monotonic() - started:.1f}s", flush=True)
-        pairs: list[dict[str, dict[str, Any]]] = []
+        rounds: list[dict[str, dict[str, Any]]] = []
         for attempt in range(3):
-            pair: dict[str, dict[str, Any]] = {}
-            for kind in ("raw", "ingest"):
-                lake = tmp / f"lake-{kind}-{attempt}"
+            one: dict[str, dict[str, Any]] = {}
+            for kind in ("raw", *MODES):
                 config = base.replace(
-                    **{"paths.lake": str(lake), "ingest.group_id": f"bench-{kind}-{attempt}"}
+                    **{
+                        "paths.lake": f"{root}/lake-{kind}-{attempt}",
+                        "ingest.group_id": f"bench-{kind}-{attempt}",
+                    }
                 )
-                result = _run_worker(kind, write_resolved(config, tmp / f"{kind}-{attempt}.toml"))
+                result = _run_worker(kind, write_resolved(config, tmp / f"{kind}-{attempt}.toml"), env)
                 result["rate"] = result["records"] / result["seconds"]
-                pair[kind] = result
-            assert pair["ingest"]["written"] == N, f"ingest wrote {pair['ingest']['written']} rows of {N}"
-            ratio = pair["ingest"]["rate"] / pair["raw"]["rate"]
-            print(
-                f"  pair {attempt + 1}: raw {pair['raw']['rate']:>7,.0f}/s, ingest {pair['ingest']['rate']:>7,.0f}/s, "
-                f"ratio {ratio:.2f}, ingest peak RSS {pair['ingest']['rss_mb']:.0f} MB",
-                flush=True,
-            )
-            pairs.append(pair)
-        pairs.sort(key=lambda p: p["ingest"]["rate"] / p["raw"]["rate"])
-        raw, ours = pairs[1]["raw"], pairs[1]["ingest"]
-        rss = max(p["ingest"]["rss_mb"] for p in pairs)
-        p50, p99, count = _latency(broker, tmp)
-    print(
-        f"raw kafka-python consume: {raw['rate']:,.0f} events/s (baseline, same topics, same fetch settings)"
-    )
-    print(f"flywheel ingest:          {ours['rate']:,.0f} events/s ({ours['files']} files)")
-    print(f"ratio ingest/raw:         {ours['rate'] / raw['rate']:.2f} (median of 3 pairs; target >= 0.85)")
-    print(
-        f"peak RSS of ingest:       {rss:.0f} MB (worst run; target <= 400; raw consumer {raw['rss_mb']:.0f} MB)"
-    )
-    print(
-        f"produce-to-durable:       p50 {p50:.0f} ms, p99 {p99:.0f} ms over {count} events "
-        f"at 2000 events/s, batch_max_age_s = 1"
-    )
+                one[kind] = result
+            line = f"  round {attempt + 1} (load {os.getloadavg()[0]:.2f}): raw {one['raw']['rate']:>7,.0f}/s"
+            for mode in MODES:
+                assert one[mode]["written"] == N, f"{mode} ingest wrote {one[mode]['written']} rows of {N}"
+                one[mode]["ratio"] = one[mode]["rate"] / one["raw"]["rate"]
+                one[mode]["peak_mb"] = one[mode]["rss_mb"] + one[mode]["writer_rss_mb"]
+                line += (
+                    f", {mode} {one[mode]['rate']:>7,.0f}/s (ratio {one[mode]['ratio']:.2f}, "
+                    f"peak {one[mode]['peak_mb']:.0f} MB)"
+                )
+            print(line, flush=True)
+            rounds.append(one)
+        latency = {mode: _latency(broker, f"{root}/latency-{mode}", mode) for mode in MODES}
+    raw_rate = _median([r["raw"]["rate"] for r in rounds])
+    print(f"raw kafka-python consume: {raw_rate:,.0f} events/s (median; same topics, same fetch settings)")
+    for mode in MODES:
+        ratios = [r[mode]["ratio"] for r in rounds]
+        rate = _median([r[mode]["rate"] for r in rounds])
+        peak = max(r[mode]["peak_mb"] for r in rounds)
+        writers = max(r[mode]["writer_rss_mb"] for r in rounds)
+        p50, p99, count = latency[mode]
+        print(f"ingest, writer_mode = {mode}:")
+        print(f"  rate:               {rate:,.0f} events/s ({rounds[0][mode]['files']} files)")
+        print(
+            f"  ratio ingest/raw:   {_median(ratios):.2f} median of {', '.join(f'{x:.2f}' for x in ratios)} "
+            "(target >= 0.85)"
+        )
+        print(
+            f"  peak memory:        {peak:.0f} MB (worst run, ingest process"
+            + (f" + {writers:.0f} MB of writer processes" if writers else "")
+            + f"; raw consumer {max(r['raw']['rss_mb'] for r in rounds):.0f} MB)"
+        )
+        print(
+            f"  produce-to-durable: p50 {p50:.0f} ms, p99 {p99:.0f} ms over {count} events "
+            f"at 2000 events/s, batch_max_age_s = 1"
+        )
 
 
 def _worker_main(argv: list[str]) -> None:
@@ -221,7 +333,7 @@ def _worker_main(argv: list[str]) -> None:
 
     kind, config_path, n = argv[0], argv[1], int(argv[2])
     config = cfg.load(config_path, env={})
-    result = _worker_raw(config, n) if kind == "raw" else _worker_ingest(config, n)
+    result = _worker_raw(config, n) if kind == "raw" else _worker_ingest(config, n, kind)
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 

@@ -20,7 +20,7 @@ import dataclasses
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
 
@@ -30,6 +30,9 @@ from ingest.config import IngestConfig
 from ingest.fastpath import bulk_table
 from ingest.retry import with_backoff
 from ingest.writer import BatchFiles, write_batch, write_parquet
+
+if TYPE_CHECKING:
+    from ingest.child import WriterProcesses
 
 # One plain, valid event per stream for Flusher.warm_up (each must take the bulk path).
 _WARM_UP_EVENTS = {
@@ -83,23 +86,29 @@ class Flusher:
         self.max_pending = max_pending
         self.pending: collections.deque[Job] = collections.deque()
         self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="ingest-writer")
+        self._children: WriterProcesses | None = None
+        if cfg.writer_mode == "process":  # one child per writer thread, which hands it batches and waits
+            from ingest.child import WriterProcesses
+
+            self._children = WriterProcesses(lake, cfg, writers)
+
+    @property
+    def writer_peak_rss_mb(self) -> float:
+        """The child processes' peak resident memory, summed (0 in thread mode); known after close."""
+        return self._children.peak_rss_mb if self._children is not None else 0.0
+
+    @property
+    def writer_restarts(self) -> int:
+        """Child processes that died and were replaced (their batches rewritten)."""
+        return self._children.restarts if self._children is not None else 0
 
     def warm_up(self) -> dict[str, int]:
-        """Decode and encode one event per stream, in memory, before the first record arrives.
-
-        The first batch otherwise pays for what Arrow does once per process: pyarrow's first
-        compute call imports pandas (about 0.5 s here, GIL held: the consumer thread stalls),
-        and kernels, regexes and codecs are set up on first use. Returns the rows decoded per
-        stream; a warm-up event the bulk path refuses is a bug and raises."""
-        rows = {}
-        for stream, event in _WARM_UP_EVENTS.items():
-            record = _Record(json.dumps(event).encode(), 0, 0)
-            table = bulk_table(stream, "warm-up", 0, [record], self.cfg.max_record_bytes, 0)
-            if table is None:
-                raise AssertionError(f"the {stream} warm-up event no longer takes the bulk path")
-            write_parquet(table, pa.BufferOutputStream())
-            rows[stream] = table.num_rows
-        return rows
+        """Get the writer ready before the first record arrives: in process mode, start the
+        child processes (each warms itself up); in thread mode, warm this process up
+        (`warm_up`). Returns the rows decoded per stream by the warm-up."""
+        if self._children is not None:
+            return self._children.start()
+        return warm_up(self.cfg.max_record_bytes)
 
     def submit(self, batch: PartitionBatch) -> Job:
         """Hand the batch's records to the writer; ``batch`` is emptied for the next records."""
@@ -121,35 +130,9 @@ class Flusher:
         return job
 
     def _write(self, batch: PartitionBatch) -> BatchFiles:
-        ingested_at = int(time.time() * 1000)
-        table, letters = batch.decode(ingested_at)
-        c = self.cfg
-        where = f"{batch.topic}[{batch.partition}]@{batch.first}-{batch.last}"
-        return with_backoff(
-            f"writing {where} to {self.lake}",
-            lambda: write_batch(
-                self.lake,
-                batch.stream,
-                batch.topic,
-                batch.partition,
-                batch.first or 0,
-                batch.last or 0,
-                table,
-                letters,
-                ingested_at,
-            ),
-            (OSError,),
-            c.retry_backoff_s,
-            c.retry_max_backoff_s,
-            c.give_up_after_s,
-            hint=(
-                "check the bucket, the credentials and the endpoint (AWS_ENDPOINT_URL, AWS_PROFILE, "
-                "GOOGLE_APPLICATION_CREDENTIALS)"
-                if isinstance(self.lake, ObjectLake)
-                else "check free space and permissions of paths.lake"
-            )
-            + "; nothing was committed, a restart replays",
-        )
+        if self._children is not None:
+            return self._children.write(batch)
+        return write_one(self.lake, self.cfg, batch)
 
     def completed(self, wait: bool = False) -> list[tuple[Job, BatchFiles]]:
         """Finished jobs, oldest first. ``wait``: wait for all; and wait anyway while too many are pending.
@@ -170,3 +153,57 @@ class Flusher:
         """Stop the writer; jobs not yet started are dropped (never committed, so replayed)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.pending.clear()
+        if self._children is not None:
+            self._children.close()
+
+
+def warm_up(max_record_bytes: int) -> dict[str, int]:
+    """Decode and encode one event per stream, in memory, before the first record arrives.
+
+    The first batch otherwise pays for what Arrow does once per process: pyarrow's first
+    compute call imports pandas (about 0.5 s here, GIL held: the consumer thread stalls),
+    and kernels, regexes and codecs are set up on first use. Returns the rows decoded per
+    stream; a warm-up event the bulk path refuses is a bug and raises."""
+    rows = {}
+    for stream, event in _WARM_UP_EVENTS.items():
+        record = _Record(json.dumps(event).encode(), 0, 0)
+        table = bulk_table(stream, "warm-up", 0, [record], max_record_bytes, 0)
+        if table is None:
+            raise AssertionError(f"the {stream} warm-up event no longer takes the bulk path")
+        write_parquet(table, pa.BufferOutputStream())
+        rows[stream] = table.num_rows
+    return rows
+
+
+def write_one(lake: Lake, cfg: IngestConfig, batch: PartitionBatch) -> BatchFiles:
+    """Decode ``batch`` and write it durably (ingest/writer.py), retrying the disk or the store;
+    in the writer thread (thread mode) or in a child process (process mode, ingest/child.py)."""
+    ingested_at = int(time.time() * 1000)
+    table, letters = batch.decode(ingested_at)
+    c = cfg
+    where = f"{batch.topic}[{batch.partition}]@{batch.first}-{batch.last}"
+    return with_backoff(
+        f"writing {where} to {lake}",
+        lambda: write_batch(
+            lake,
+            batch.stream,
+            batch.topic,
+            batch.partition,
+            batch.first or 0,
+            batch.last or 0,
+            table,
+            letters,
+            ingested_at,
+        ),
+        (OSError,),
+        c.retry_backoff_s,
+        c.retry_max_backoff_s,
+        c.give_up_after_s,
+        hint=(
+            "check the bucket, the credentials and the endpoint (AWS_ENDPOINT_URL, AWS_PROFILE, "
+            "GOOGLE_APPLICATION_CREDENTIALS)"
+            if isinstance(lake, ObjectLake)
+            else "check free space and permissions of paths.lake"
+        )
+        + "; nothing was committed, a restart replays",
+    )

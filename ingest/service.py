@@ -64,6 +64,8 @@ class IngestStats:
     elapsed_s: float = 0.0
     active_s: float = 0.0  # from the first record to the end: the rate's denominator, without the group join
     stopped_by: str = ""
+    writer_peak_rss_mb: float = 0.0  # process mode: the writer processes' peak memory, summed
+    writer_restarts: int = 0  # process mode: writer processes that died and were replaced
     by_stream: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> str:
@@ -74,6 +76,7 @@ class IngestStats:
             f"({rate:.0f}/s; {streams}), {self.written} rows written, {self.dead_lettered} dead-lettered, "
             f"{self.files} files in {self.batches} batches, {self.commits} commits"
             + (f", {self.discarded} records handed over uncommitted" if self.discarded else "")
+            + (f", {self.writer_restarts} writer process restarts" if self.writer_restarts else "")
         )
 
 
@@ -335,10 +338,18 @@ class IngestService:
         c = self.cfg
         started = time.monotonic()
         self.metrics.serve(c.metrics_port)
-        warm_started = time.monotonic()
-        self.flusher.warm_up()
-        log.info("writer warmed up", extra={"seconds": round(time.monotonic() - warm_started, 3)})
-        self.consumer = self.connect()
+        try:
+            warm_started = time.monotonic()
+            self.flusher.warm_up()
+            log.info(
+                "writer warmed up",
+                extra={"mode": c.writer_mode, "seconds": round(time.monotonic() - warm_started, 3)},
+            )
+            self.consumer = self.connect()
+        except BaseException:
+            self.flusher.close()
+            self.metrics.close()
+            raise
         self.last_activity = time.monotonic()
         log.info(
             "ingest running",
@@ -360,6 +371,8 @@ class IngestService:
             ended = time.monotonic()
             self.stats.elapsed_s = ended - started
             self.stats.active_s = ended - (self.first_record_at or ended)
+            self.stats.writer_peak_rss_mb = self.flusher.writer_peak_rss_mb
+            self.stats.writer_restarts = self.flusher.writer_restarts
         log.info("ingest stopped", extra=dataclasses.asdict(self.stats))
         return self.stats
 

@@ -48,11 +48,17 @@ def _produce(config, n: int) -> None:
             out.send_raw(config.kafka.traces_topic, trace_event(i), key=f"k{i}".encode())
 
 
-def test_sigterm_finishes_the_batch_commits_and_exits_0(broker_config, tmp_path):
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_sigterm_finishes_the_batch_commits_and_exits_0(broker_config, tmp_path, mode):
     port = free_port()
     # Batches that never fill or age: only the shutdown path can write them.
     config = broker_config.replace(
-        **{"ingest.metrics_port": port, "ingest.batch_max_records": 10**6, "ingest.batch_max_age_s": 3600.0}
+        **{
+            "ingest.metrics_port": port,
+            "ingest.batch_max_records": 10**6,
+            "ingest.batch_max_age_s": 3600.0,
+            "ingest.writer_mode": mode,
+        }
     )
     proc = _start(config, tmp_path, "sigterm")
     try:
@@ -74,9 +80,12 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(broker_config, tmp_path)
     assert sum(committed(config).values()) == 700
 
 
-def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(broker_config, tmp_path):
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(broker_config, tmp_path, mode):
     n = 6000
-    config = broker_config.replace(**{"ingest.batch_max_records": 150, "ingest.batch_max_age_s": 3600.0})
+    config = broker_config.replace(
+        **{"ingest.batch_max_records": 150, "ingest.batch_max_age_s": 3600.0, "ingest.writer_mode": mode}
+    )
     lake = Path(config.paths.lake)
     _produce(config, n)
     proc = _start(config, tmp_path, "doomed")
@@ -122,3 +131,54 @@ def test_a_second_signal_exits_at_once_without_flushing():
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.decode()[-2000:]
     assert b"first signal: stopping" in proc.stdout
     assert b"still running" not in proc.stdout
+
+
+def _writer_processes(pid: int) -> list[int]:
+    """The writer processes (multiprocessing spawn children) of process ``pid``, from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.append(int(child))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the writer processes in /proc")
+def test_kill_9_of_a_writer_process_mid_stream_loses_and_doubles_nothing(broker_config, tmp_path):
+    """Process mode: a writer process killed mid-stream is replaced, the batches it held are
+    rewritten under the same names before their offsets are committed, and the service goes on."""
+    n = 6000
+    config = broker_config.replace(
+        **{
+            "ingest.writer_mode": "process",
+            "ingest.batch_max_records": 150,
+            "ingest.batch_max_age_s": 3600.0,
+            "ingest.idle_timeout_s": 3.0,
+        }
+    )
+    lake = Path(config.paths.lake)
+    proc = _start(config, tmp_path, "writer-killed")
+    try:
+        wait_for(lambda: len(_writer_processes(proc.pid)) == 2, 60, "two writer processes")
+        victims = _writer_processes(proc.pid)
+        _produce(config, n)
+        wait_for(lambda: len(files(lake)) >= 4, 90, "some batches on disk")
+        written_before = len(ids(lake, "traces", "trace_id"))
+        os.kill(victims[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert written_before < n, "the kill came too late to interrupt anything"
+    assert b"writer process died; starting another and rewriting its batch" in err
+    assert b"6000 records consumed" in out and b"1 writer process restarts" in out, out.decode()
+    trace_ids = Counter(ids(lake, "traces", "trace_id"))
+    assert set(trace_ids) == {f"tr-{i}" for i in range(n)}, "an event is missing"
+    assert max(trace_ids.values()) == 1, "an event was written twice"
+    assert not temps(lake), "temporary files were left behind"
+    disk = offsets_on_disk(lake)
+    for tp, offset in committed(config).items():
+        assert disk.get(tp, []) == list(range(offset)), tp
+    assert sum(committed(config).values()) == n

@@ -27,6 +27,8 @@ from tests.ingest.lakeutil import (
 
 pytestmark = pytest.mark.broker
 
+MODES = ("thread", "process")  # ingest.writer_mode: each guarantee holds in both
+
 
 def _produce(config, n: int, start: int = 0) -> None:
     with EventProducer(config.kafka) as out:
@@ -48,8 +50,11 @@ def _assert_offsets_match_disk(config) -> None:
         assert seen == list(range(offset)), f"{tp}: committed {offset}, on disk {len(seen)} offsets"
 
 
-def test_n_valid_events_give_exactly_n_rows(broker_config):
-    config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5, "ingest.batch_max_records": 97})
+@pytest.mark.parametrize("mode", MODES)
+def test_n_valid_events_give_exactly_n_rows(broker_config, mode):
+    config = broker_config.replace(
+        **{"ingest.idle_timeout_s": 1.5, "ingest.batch_max_records": 97, "ingest.writer_mode": mode}
+    )
     _produce(config, 600)
     stats = ingest(config)
     lake = Path(config.paths.lake)
@@ -61,10 +66,13 @@ def test_n_valid_events_give_exactly_n_rows(broker_config):
     _assert_offsets_match_disk(config)
 
 
-def test_replay_by_another_group_rewrites_the_same_files(broker_config):
+@pytest.mark.parametrize("mode", MODES)
+def test_replay_by_another_group_rewrites_the_same_files(broker_config, mode):
     lake = Path(broker_config.paths.lake)
     _produce(broker_config, 400)
-    first = broker_config.replace(**{"ingest.idle_timeout_s": 1.5, "ingest.batch_max_records": 60})
+    first = broker_config.replace(
+        **{"ingest.idle_timeout_s": 1.5, "ingest.batch_max_records": 60, "ingest.writer_mode": mode}
+    )
     ingest(first)
     before = {p.name: p.stat().st_mtime_ns for p in files(lake)}
     # A new group starts from offset 0 with other batch limits: the plan on disk decides the cuts.
@@ -79,8 +87,13 @@ def test_replay_by_another_group_rewrites_the_same_files(broker_config):
     assert sorted(ids(lake, "traces", "trace_id")) == sorted(f"tr-{i}" for i in range(400))
 
 
-def test_bad_records_go_to_the_dead_letter_lake_and_the_good_ones_around_them_to_the_lake(broker_config):
-    config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5, "ingest.max_record_bytes": 8000})
+@pytest.mark.parametrize("mode", MODES)
+def test_bad_records_go_to_the_dead_letter_lake_and_the_good_ones_around_them_to_the_lake(
+    broker_config, mode
+):
+    config = broker_config.replace(
+        **{"ingest.idle_timeout_s": 1.5, "ingest.max_record_bytes": 8000, "ingest.writer_mode": mode}
+    )
     k = config.kafka
     bad = {
         "malformed json": (k.traces_topic, b'{"trace_id": ', None, "not valid JSON"),
@@ -148,8 +161,11 @@ def test_bad_records_go_to_the_dead_letter_lake_and_the_good_ones_around_them_to
     _assert_offsets_match_disk(config)
 
 
-def test_two_consumers_split_the_partitions_and_a_leaver_hands_over(broker, tmp_path):
-    config = fresh_topics(broker, tmp_path / "lake", **{"ingest.batch_max_age_s": 0.3})
+@pytest.mark.parametrize("mode", MODES)
+def test_two_consumers_split_the_partitions_and_a_leaver_hands_over(broker, tmp_path, mode):
+    config = fresh_topics(
+        broker, tmp_path / "lake", **{"ingest.batch_max_age_s": 0.3, "ingest.writer_mode": mode}
+    )
     lake = tmp_path / "lake"
     stop_a, stop_b = threading.Event(), threading.Event()
     a, b = IngestService(config, stop_a), IngestService(config, stop_b)
@@ -179,14 +195,15 @@ def test_two_consumers_split_the_partitions_and_a_leaver_hands_over(broker, tmp_
     _assert_offsets_match_disk(config)
 
 
-def test_a_broker_that_lost_its_log_is_refused_and_the_lake_keeps_what_it_had(broker_config):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_broker_that_lost_its_log_is_refused_and_the_lake_keeps_what_it_had(broker_config, mode):
     """Another broker, or the same one restarted without its data, serves the same topic names
     from offset 0 again: the batches it gives have the names of files already in the lake but
     other records. Ingest stops with what to do; no file changes and no offset is committed."""
     from core.errors import TerminalError
     from flywheel.dev.broker import EmbeddedBroker
 
-    config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5})
+    config = broker_config.replace(**{"ingest.idle_timeout_s": 1.5, "ingest.writer_mode": mode})
     lake = Path(config.paths.lake)
     _produce(config, 200)
     ingest(config)

@@ -4,6 +4,7 @@ strange, makes the writer raise (which would stop its partition on every restart
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -438,14 +439,17 @@ def test_records_within_the_limits_are_stored_alike_in_any_batch(stream, value, 
 # --- the writer, end to end ----------------------------------------------------------------
 
 
-def test_a_batch_with_records_the_writer_could_not_encode_is_written_bad_ones_dead_lettered(tmp_path: Path):
-    """Through the writer thread (Flusher) into real Parquet files: before, the first of these
-    records raised in the writer, the batch failed, and a restart failed on it again."""
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_batch_with_records_the_writer_could_not_encode_is_written_bad_ones_dead_lettered(
+    tmp_path: Path, mode: str
+):
+    """Through the writer (Flusher: a thread, or a child process) into real Parquet files: before,
+    the first of these records raised in the writer, the batch failed, and a restart failed on it again."""
     bad = [value for stream, value, _, _ in REFUSED if stream == "traces" and len(value) < 1 << 20]
     values = [v for i, b in enumerate(bad) for v in (trace_event(i), b)]
     batch = PartitionBatch(TOPIC, 0, "traces", {}, 10_000, 1 << 30, 60.0, 1 << 20)
     assert batch.add(_records(values, first=0), 0) == len(values)
-    flusher = Flusher(tmp_path, defaults().ingest)
+    flusher = Flusher(tmp_path, dataclasses.replace(defaults().ingest, writer_mode=mode))
     try:
         flusher.submit(batch)
         ((_, files),) = flusher.completed(wait=True)
@@ -482,7 +486,8 @@ def test_a_record_the_validator_did_not_foresee_is_dead_lettered_not_raised(monk
     values = [trace_event(0), trace_event(1, bug="raise"), trace_event(2, bug="unencodable"), trace_event(3)]
     batch = PartitionBatch(TOPIC, 0, "traces", {}, 10_000, 1 << 30, 60.0, 1 << 20)
     batch.add(_records(values, first=0), 0)
-    flusher = Flusher(tmp_path, defaults().ingest)
+    # In this process: the patched validator does not reach a writer process.
+    flusher = Flusher(tmp_path, dataclasses.replace(defaults().ingest, writer_mode="thread"))
     try:
         flusher.submit(batch)
         ((_, files),) = flusher.completed(wait=True)
