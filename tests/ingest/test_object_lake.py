@@ -143,13 +143,19 @@ def _offsets(lake: ObjectLake) -> dict[tuple[str, int], list[int]]:
 
 @pytest.mark.slow
 @pytest.mark.broker
+@pytest.mark.parametrize("mode", ["thread", "process"])
 def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing_on_s3(
-    broker_config: Any, tmp_path: Path, s3_bucket: str
+    broker_config: Any, tmp_path: Path, s3_bucket: str, mode: str
 ) -> None:
     n = 6000
     url = f"s3://{s3_bucket}/lake"
     config = broker_config.replace(
-        **{"paths.lake": url, "ingest.batch_max_records": 150, "ingest.batch_max_age_s": 3600.0}
+        **{
+            "paths.lake": url,
+            "ingest.batch_max_records": 150,
+            "ingest.batch_max_age_s": 3600.0,
+            "ingest.writer_mode": mode,
+        }
     )
     lake = _lake(s3_bucket)
     with EventProducer(config.kafka) as out:

@@ -148,7 +148,9 @@ def test_bad_records_go_to_the_dead_letter_lake_and_the_good_ones_around_them_to
             out.send_raw(topic, value, key=f"bad-{n}".encode())
     stats = ingest(config)
     lake = Path(config.paths.lake)
-    letters = read(lake, "dlq", "*").to_pylist()
+    dead = read(lake, "dlq", "*")
+    assert dead is not None
+    letters = dead.to_pylist()
     assert stats.dead_lettered == len(letters) == len(bad)
     by_value = {row["value"]: row for row in letters}
     for kind, (topic, value, field, fragment) in bad.items():
@@ -230,7 +232,9 @@ def test_unknown_fields_are_kept(broker_config):
             prompt=[{"role": "user", "content": "hi"}], completion="yo", model_version="v2", region="eu"
         )
     ingest(config)
-    row = read(Path(config.paths.lake), "raw", "traces").to_pylist()[0]
+    table = read(Path(config.paths.lake), "raw", "traces")
+    assert table is not None
+    row = table.to_pylist()[0]
     assert json.loads(row["extra"]) == {"region": "eu"}
     assert row["prompt_format"] == "messages" and json.loads(row["prompt"])[0]["content"] == "hi"
 
