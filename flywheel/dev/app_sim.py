@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import json
 import random
+import uuid
 from typing import Any
 
 from core.registry import Registry
@@ -123,6 +124,10 @@ class Simulation:
         self.prompt_split = prompts
         self.habits = habits or Habits()
         self.rng = random.Random(seed)
+        # Trace and event ids from their own seeded stream: the same seed sends the same ids, so a
+        # snapshot (ordered by its rows' ids) and every round after it are the same run to run,
+        # and drawing ids does not shift the users' own random choices.
+        self.ids = random.Random(f"ids-{seed}")
         self.seed = seed
         self.users = [f"user-{i:04d}" for i in range(300)]
         # (delivery time, event time, event): what has not been delivered yet.
@@ -144,6 +149,7 @@ class Simulation:
             user = rng.choice(self.users)
             served_at = start + dt.timedelta(seconds=rng.uniform(0, SECONDS_PER_DAY - 1))
             trace_id = self.producer.send_trace(
+                trace_id=self._new_id(),
                 prompt=sent_prompt,
                 completion=completion,
                 model_version=version,
@@ -193,6 +199,9 @@ class Simulation:
             out.append((later, later, {**base, "kind": "thumb", "label": "down" if label_up else "up"}))
         return out
 
+    def _new_id(self) -> str:
+        return uuid.UUID(int=self.ids.getrandbits(128)).hex
+
     def _send_due(
         self,
         new: list[tuple[dt.datetime, dt.datetime, dict[str, Any]]],
@@ -207,7 +216,7 @@ class Simulation:
         for _, when, event in sorted(due, key=lambda item: item[0]):
             if when < start:
                 stats.late_sent += 1  # delivered a day after it happened
-            event_id = self.producer.send_feedback(event_time=when, **event)
+            event_id = self.producer.send_feedback(event_time=when, event_id=self._new_id(), **event)
             sent += 1
             if self.rng.random() < self.habits.retry:
                 # The client did not see the acknowledgement and sent the same event again.
