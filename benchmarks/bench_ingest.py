@@ -164,6 +164,7 @@ def _latency(broker: Any, lake_url: str, mode: str) -> tuple[float, float, int]:
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    from core import lake as lake_layout
     from core.lake import ObjectLake, open_lake
     from ingest.service import run as ingest
 
@@ -199,12 +200,10 @@ def _latency(broker: Any, lake_url: str, mode: str) -> tuple[float, float, int]:
         for info in lake.fs.get_file_info(selector):
             if info.type != pafs.FileType.File:
                 continue
-            table = pq.read_table(
-                info.path, columns=["_topic", "_partition", "_offset", "_kafka_timestamp"], filesystem=lake.fs
-            )
-            first = min(table.column("_offset").to_pylist())
-            when = durable[(table.column("_topic")[0].as_py(), table.column("_partition")[0].as_py(), first)]
-            latencies += [when - ts for ts in table.column("_kafka_timestamp").cast("int64").to_pylist()]
+            topic, partition, first, _ = lake_layout.parse_name(info.base_name) or ("", 0, 0, 0)
+            stamps = pq.read_table(info.path, columns=["_kafka_timestamp"], filesystem=lake.fs).column(0)
+            when = durable[(topic, partition, first)]
+            latencies += [when - ts for ts in stamps.cast("int64").to_pylist()]
     else:
         for path in Path(lake).glob("raw/*/dt=*/*.parquet"):
             durable_ms = path.stat().st_mtime * 1000
