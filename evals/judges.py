@@ -100,20 +100,14 @@ def rubric_judge(spec: str) -> PointwiseJudge:
 def reward_model_judge(path: str, batch_size: int, device: str = "cpu") -> PointwiseJudge:
     """A sequence classifier on ``device`` (the GPU when there is one: bf16 there)."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
+
+    from evals.scoring import load_pretrained
 
     dev = torch.device(device)
-    try:
-        tok = AutoTokenizer.from_pretrained(path)
-        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, use_safetensors=True)
-        model = model.to(dev).eval()
-    except (OSError, ValueError) as exc:
-        raise EvalError(
-            f"cannot load the reward model {path}: {exc}", hint="set evals.reward_model"
-        ) from None
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token or tok.unk_token
+    model, tok = load_pretrained(
+        AutoModelForSequenceClassification, path, dev, f"the reward model {path}", "set evals.reward_model"
+    )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
 

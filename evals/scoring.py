@@ -33,21 +33,32 @@ def pick_device(setting: str) -> torch.device:
 
 def load(name: str, path: Path, device: torch.device) -> Loaded:
     """A causal LM and its tokenizer from a folder, in eval mode, with a pad token."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    model, tokenizer = load_pretrained(
+        AutoModelForCausalLM, path, device, f"{name} from {path}", "`flywheel status` lists versions"
+    )
+    return Loaded(name, model, tokenizer, device)
+
+
+def load_pretrained(
+    auto_class: Any, path: str | Path, device: torch.device, what: str, hint: str
+) -> tuple[Any, Any]:
+    """A model (``auto_class``: a transformers Auto class) and its tokenizer, in eval mode on
+    ``device`` (bf16 on a GPU), the tokenizer with a pad token; a model that cannot be loaded is
+    an EvalError naming ``what``."""
+    from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
-        model = model.to(device).eval()  # type: ignore[arg-type]
+        model = auto_class.from_pretrained(path, dtype=dtype, use_safetensors=True).to(device).eval()
     except (OSError, ValueError) as exc:
-        raise EvalError(
-            f"cannot load {name} from {path}: {exc}", hint="`flywheel status` lists versions"
-        ) from None
+        raise EvalError(f"cannot load {what}: {exc}", hint=hint) from None
     if tokenizer.pad_token is None:
         # Padding positions are masked out everywhere, so any token will do.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return Loaded(name, model, tokenizer, device)
+    return model, tokenizer
 
 
 def encode(
