@@ -147,6 +147,9 @@ def connect(cfg: CurationConfig, spill: Path) -> duckdb.DuckDBPyConnection:
     )
     # Dates of timestamps (the dt= folders, the daily plot) are UTC dates.
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB 2 draws a progress bar on stderr for any query over 2 s: in a nightly round's JSON
+    # logs that is a stream of carriage returns, not a log line (a session option, not a global one).
+    con.execute("SET enable_progress_bar = false")
     con.execute(load_sql("00_macros"))
     pii.register(con, cfg.pii_phone_regions)
     return con
@@ -287,6 +290,8 @@ class Result:
     params: dict[str, Any]
     # raw feedback by day, label and whether it was read / had arrived, with its quality measures
     raw: pd.DataFrame
+    # (model_version, actions) of the window's feedback before any age-out (q_window_versions.sql)
+    window_versions: list[tuple[str, int]] = dataclasses.field(default_factory=list)
 
 
 def run_pipeline(
@@ -336,6 +341,7 @@ def run_pipeline(
         "down_categories": list(cfg.undesirable_categories),
     }
     counts: dict[str, int] = {}
+    window_versions: list[tuple[str, int]] = []
     for step in STEPS:
         if step == "05_trace_rows":
             _trace_rows(con, params, inputs["traces_files"] > 0)
@@ -347,6 +353,9 @@ def run_pipeline(
             _make(con, step, params)
         if (SQL_DIR / "counts" / f"{step}.sql").exists():
             _count(con, step, {**params, **inputs}, counts)
+        if step == "06_joined":  # while the actions and their matched traces are still there
+            served = con.execute(load_sql("q_window_versions")).fetchall()
+            window_versions = [(str(version), int(n)) for version, n in served]
         for table in DROP_AFTER.get(step, ()):
             con.execute(f"DROP TABLE {table}")
     class_counts: dict[str, dict[str, int]] = {
@@ -361,4 +370,5 @@ def run_pipeline(
         class_counts=class_counts,
         params=params,
         raw=con.table("raw_profile").df(),
+        window_versions=window_versions,
     )

@@ -26,7 +26,7 @@ from curation import pairs as pair_mining
 from curation.config import CurationConfig, CurationSettings
 from curation.errors import CurationError, DataQualityError
 from curation.lake import has_stream
-from curation.pipeline import Result, Window, connect, load_sql, run_pipeline, used_params
+from curation.pipeline import Result, Window, connect, load_sql, run_pipeline
 from curation.policy import on_policy_versions, with_aliases
 from curation.snapshot import PII_KINDS, content_digest, pii_counts, publish, reject, write_splits
 
@@ -288,9 +288,7 @@ def _report(
     curated = con.execute(load_sql("q_curated_frame"), {"limit": quality.FRAME_LIMIT}).df()
     data = quality.frames(cfg, metrics, curated)
     checks = docs.prepare(folder, quality.expectations(cfg, window), data, metrics)
-    text = load_sql("q_window_versions")
-    served = con.execute(text, used_params(text, result.params)).fetchall()
-    checks.append(quality.unknown_versions_check(cfg, [(str(v), int(n)) for v, n in served], known))
+    checks.append(quality.unknown_versions_check(cfg, result.window_versions, known))
     read = result.raw.loc[result.raw["known_then"]]
     daily = read.groupby(["day", "day_label"], as_index=False)["events"].sum()
     page = summary.render(

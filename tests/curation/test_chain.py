@@ -135,3 +135,42 @@ def test_the_chain_files_are_the_steps(chain) -> None:
     files = {p.stem for p in Path(SQL_DIR).glob("[0-9][0-9]_*.sql")} - {"00_macros", *AFTER_CHAIN}
     assert files == {s for s in STEPS if s[0].isdigit()}
     assert {p.stem for p in (SQL_DIR / "counts").glob("*.sql")} <= set(STEPS)
+
+
+def test_the_connection_draws_no_progress_bar_into_the_logs(tmp_path) -> None:
+    # DuckDB 2 turns the bar on by default; on a nightly round's stderr it would interleave
+    # carriage-return frames with the JSON log lines for every query over 2 s.
+    from curation.config import CurationConfig
+    from curation.pipeline import connect
+
+    con = connect(CurationConfig(), tmp_path)
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+
+
+# The window's actions per serving version, as defined over the lake itself: every copy of every
+# recent action, its trace's version (any copy with one) or else its own. The chain counts them
+# from the tables it already matched (q_window_versions.sql) instead of reading every trace id again.
+WINDOW_VERSIONS_BY_DEFINITION = """
+WITH
+actions AS (
+    SELECT trace_id, model_version FROM feedback_src
+    WHERE event_time >= $cutoff AND event_time <= $as_of AND _ingested_at <= $as_of
+),
+served AS (
+    SELECT trace_id, any_value(model_version) AS model_version FROM traces_src
+    WHERE event_time <= $as_of AND _ingested_at <= $as_of AND model_version IS NOT NULL
+    GROUP BY trace_id
+)
+SELECT coalesce(s.model_version, a.model_version) AS model_version, count(*) AS rows
+FROM actions AS a LEFT JOIN served AS s ON a.trace_id = s.trace_id
+WHERE coalesce(s.model_version, a.model_version) IS NOT NULL
+GROUP BY ALL ORDER BY rows DESC, model_version
+"""
+
+
+def test_the_window_versions_are_counted_as_defined_over_the_lake(chain) -> None:
+    con, result, _ = chain
+    params = {"cutoff": result.params["cutoff"], "as_of": result.params["as_of"]}
+    expected = [(str(v), int(n)) for v, n in con.execute(WINDOW_VERSIONS_BY_DEFINITION, params).fetchall()]
+    assert result.window_versions == expected
+    assert len(expected) >= 2  # the scenario's traces and its self-contained action name versions

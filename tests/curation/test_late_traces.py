@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from curation import pipeline
-from curation.pipeline import Window, connect, load_sql, run_pipeline, used_params
+from curation.pipeline import Window, connect, load_sql, run_pipeline
 from curation.run import parse_as_of
 from curation.snapshot import content_digest, write_splits
 from tests.curation.conftest import make_config
@@ -52,14 +52,13 @@ def _curate(tmp_path: Path, hold: int, monkeypatch: pytest.MonkeyPatch) -> dict[
         result = run_pipeline(con, lake, cfg, Window.build(parse_as_of(AS_OF), cfg), None)
         snapshot_id, _ = content_digest(con, {"w": 1.0}, cfg.redact_pii, cfg.pii_phone_regions)
         write_splits(con, work, result.params, cfg.snapshot_compression)
-        window_versions = load_sql("q_window_versions")
         return {
             "counts": result.counts,
             "id": snapshot_id,
             "rows": con.execute("SELECT * FROM out ORDER BY event_id, source").fetchall(),
             "trace_rows": con.execute("SELECT count(*) FROM traces_src").fetchone(),
             "lake_rows": con.execute("SELECT count(*) FROM traces_lake").fetchone() if hold else None,
-            "versions": con.execute(window_versions, used_params(window_versions, result.params)).fetchall(),
+            "versions": result.window_versions,
         }
     finally:
         con.close()
