@@ -14,18 +14,24 @@ follow; ``inline`` renders them before ``flywheel curate`` returns; ``off`` leav
 ``flywheel report SNAPSHOT``. Where they stand is one line in ``quality/gx.status``:
 
     queued since <time>                 the renderer is being started
+    waiting (pid N, since <time>)       for the renderer of another snapshot of this lake to end
     rendering (pid N, since <time>)     GX is running
     done: <what GX confirmed>           quality/gx/index.html is there
     failed: <why> (log: quality/gx.log) nothing is lost: `flywheel report SNAPSHOT` renders again
     off: <how to render them>
 
 and ``quality/summary.html`` says the same in its ``data-docs`` paragraph, rewritten at each step.
+Renderers started in the background take turns, one per lake (a lock on ``curated/.data-docs.lock``):
+a backfill that curates thirty days starts thirty, and thirty GX processes at once would take the
+machine's memory and cores from the round that follows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -210,8 +216,8 @@ def status(folder: Path | str) -> str:
     if not marker.is_file():
         return "off: no Data Docs were asked for (a snapshot from before quality/gx.status)"
     line = marker.read_text(encoding="utf-8").strip()
-    if line.startswith("rendering (pid "):
-        pid = int(line.removeprefix("rendering (pid ").split(",")[0])
+    if line.startswith(("rendering (pid ", "waiting (pid ")):
+        pid = int(line.split("(pid ", 1)[1].split(",")[0])
         if not _alive(pid):
             return f"failed: the renderer (pid {pid}) ended without a result (log: quality/{LOG})"
     if line.startswith("queued since "):
@@ -240,9 +246,28 @@ def wait(folder: Path | str, timeout: float = 300.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         line = status(folder)
-        if not line.startswith(("queued", "rendering")) or time.monotonic() > deadline:
+        if not line.startswith(("queued", "waiting", "rendering")) or time.monotonic() > deadline:
             return line
         time.sleep(0.2)
+
+
+LOCK = ".data-docs.lock"
+
+
+@contextlib.contextmanager
+def one_at_a_time(folder: Path) -> Any:
+    """Hold the lake's renderer lock (beside the snapshots) while rendering ``folder``'s docs; the
+    marker says ``waiting`` until the renderer before this one lets go (the kernel releases the
+    lock of a renderer that dies, so a crash never blocks the next)."""
+    with open(folder.parent / LOCK, "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            set_status(
+                folder, f"waiting (pid {os.getpid()}, since {_now()}) for the Data Docs of another snapshot"
+            )
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def main(argv: list[str]) -> int:
@@ -253,7 +278,8 @@ def main(argv: list[str]) -> int:
     os.nice(10)
     folder = Path(argv[0])
     try:
-        line = render(folder)
+        with one_at_a_time(folder):
+            line = render(folder)
     except (OSError, CurationError) as e:  # the snapshot was removed: nothing to report into
         print(f"{_now()} {e}", file=sys.stderr)
         return 1

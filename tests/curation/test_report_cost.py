@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import xml.dom.minidom
 from pathlib import Path
 
@@ -177,3 +178,26 @@ def test_flywheel_report_renders_the_docs_of_a_snapshot_curated_without_them(
     assert main(["report", str(path)]) == 0
     assert capsys.readouterr().out.startswith("done: GX agrees with the curation on all 21 expectations")
     assert docs.status(path).startswith("done") and (path / "quality" / "gx" / "index.html").is_file()
+
+
+def test_renderers_of_one_lake_take_turns_and_a_waiting_one_is_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backfill curates many days and starts a renderer for each: they must not all run GX at once.
+    import fcntl
+
+    _lake(tmp_path)
+    path = run(make_config(tmp_path), as_of="2026-03-31T00:00:00Z")  # data_docs off: no renderer yet
+    monkeypatch.setenv("PYTHONPATH", _broken_gx(tmp_path)["PYTHONPATH"])  # a render ends in a second
+    with open(path.parent / docs.LOCK, "a+b") as held:  # the renderer of another snapshot
+        fcntl.flock(held, fcntl.LOCK_EX)
+        docs.launch(path)
+        deadline = time.monotonic() + 60
+        while not docs.status(path).startswith("waiting (pid ") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert docs.status(path).startswith("waiting (pid "), docs.status(path)
+        time.sleep(1.0)
+        assert docs.status(path).startswith("waiting (pid ")  # still its turn to wait, not failed
+        assert "waiting" in (path / "quality" / "summary.html").read_text()
+    line = docs.wait(path, timeout=120)  # the lock is let go: it renders (and GX is broken here)
+    assert line.startswith("failed: ImportError: great_expectations is broken here"), line
