@@ -53,12 +53,22 @@ def _setup(root: Path, lake: Path, tiny_world: Path) -> Path:
     return cfgmod.write_resolved(config, root / "round.toml")
 
 
-def _round(root: Path, lake: Path, tiny_world: Path, method: str) -> dict[str, Any]:
-    """`flywheel nightly --config FILE --set training.method=METHOD`; the round's ledger record."""
+def _nightly(root: Path, lake: Path, tiny_world: Path, method: str, *sets: str) -> tuple[int, dict[str, Any]]:
+    """`flywheel nightly --config FILE --set training.method=METHOD [--set ...]`: its exit code and
+    the round's ledger record."""
     config_file = _setup(root, lake, tiny_world)
-    code = main(["nightly", "--config", str(config_file), "--set", f"training.method={method}"])
+    args = ["nightly", "--config", str(config_file), "--set", f"training.method={method}"]
+    for setting in sets:
+        args += ["--set", setting]
+    code = main(args)
     rec = ledger.latest(root / "runs")
     assert rec is not None
+    return code, rec
+
+
+def _round(root: Path, lake: Path, tiny_world: Path, method: str) -> dict[str, Any]:
+    """A round that must complete: its ledger record."""
+    code, rec = _nightly(root, lake, tiny_world, method)
     assert code == 0, rec.get("message")
     return rec
 
@@ -149,20 +159,8 @@ def test_a_paired_method_on_a_day_without_pairs_fails_the_round_clearly(
     lake = tmp_path / "raw"
     build_lake(world, lake, traces=180, edits=False, distinct=True)
     root = tmp_path / "round"
-    config_file = _setup(root, lake, tiny_world)
-    code = main(
-        [
-            "nightly",
-            "--config",
-            str(config_file),
-            "--set",
-            "training.method=simpo",
-            "--set",
-            "nightly.min_train_rows=8",
-        ]
-    )
-    rec = ledger.latest(root / "runs")
-    assert rec is not None and code == rec["exit_code"] != 0
+    code, rec = _nightly(root, lake, tiny_world, "simpo", "nightly.min_train_rows=8")
+    assert code == rec["exit_code"] != 0
     assert rec["status"] == "failed" and rec["steps"]["train"]["state"] == "failed"
     assert "training.method is simpo" in rec["message"] and "no train pairs" in rec["message"]
     assert "training.method=kto or auto" in rec["error"]["hint"]
@@ -175,20 +173,7 @@ def test_auto_on_a_day_without_pairs_falls_back_to_kto_and_says_why(
 ) -> None:
     lake = build_lake(world, tmp_path / "raw", traces=200, edits=False, distinct=True)
     root = tmp_path / "round"
-    config_file = _setup(root, lake, tiny_world)
-    code = main(
-        [
-            "nightly",
-            "--config",
-            str(config_file),
-            "--set",
-            "training.method=auto",
-            "--set",
-            "nightly.min_train_rows=8",
-        ]
-    )
-    rec = ledger.latest(root / "runs")
-    assert rec is not None
+    code, rec = _nightly(root, lake, tiny_world, "auto", "nightly.min_train_rows=8")
     assert code == 0 and rec["status"] == "completed", rec["message"]
     folder = Registry(root / "registry").path(rec["candidate"])
     assert rec["candidate"].startswith("kto-")

@@ -80,15 +80,7 @@ def test_train_stdout_is_the_version_alone(
 def test_train_prints_only_the_version_and_logs_metrics_as_json(
     tmp_path: Path, tiny_config: Any, tiny_world: Path, world: Any
 ) -> None:
-    Registry.from_config(tiny_config).register(tiny_world, champion=True, version="tiny-base")
-    snap = write_snapshot(
-        tmp_path / "lake" / "curated" / "snap-a",
-        snapshot_rows(world, 96, seed=1),
-        snapshot_rows(world, 40, seed=2, split="held_out"),
-    )
-    flags = [
-        f"--set=paths.{k}={getattr(tiny_config.paths, k)}" for k in ("lake", "registry", "runs", "cache")
-    ]
+    snap, flags = _setup(tmp_path, tiny_config, tiny_world, world)
     done = _flywheel("train", "--snapshot", str(snap), *flags, "--set=training.max_steps=4")
 
     assert done.returncode == 0, done.stderr[-2000:]
