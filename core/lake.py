@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -211,12 +212,20 @@ def existing_batches(lake: Lake, stream: str, topic: str, partition: int) -> dic
     return found
 
 
-def remove_stale_temps(lake: Lake, stream: str, topic: str, partition: int) -> int:
-    """Delete temporary files a killed writer of ``topic[partition]`` left behind; returns how many.
+def temp_path(folder: Path, name: str) -> Path:
+    """A hidden, unique temporary file for the lake file ``name`` in ``folder``: ``.<name>.<unique>.tmp``."""
+    return folder / f".{name}.{uuid.uuid4().hex}{TMP_SUFFIX}"
 
-    Only called for partitions this process has just been assigned, so no live
-    writer can own them (the previous owner flushed or died before the handover).
-    An object-store lake has none: its writer never makes temporary objects.
+
+def remove_stale_temps(
+    lake: Lake, stream: str, topic: str, partition: int, batch: tuple[int, int] | None = None
+) -> int:
+    """Delete temporary files a killed writer of ``topic[partition]`` left behind (only those of the
+    batch ``(first, last)`` when given); returns how many.
+
+    Called for partitions this process has just been assigned, so no live writer can own them
+    (the previous owner flushed or died before the handover), and for one batch whose writer
+    process died. An object-store lake has none: its writer never makes temporary objects.
     """
     if isinstance(lake, ObjectLake):
         return 0
@@ -227,7 +236,7 @@ def remove_stale_temps(lake: Lake, stream: str, topic: str, partition: int) -> i
             if entry.name.startswith(prefix) and entry.name.endswith(TMP_SUFFIX):
                 inner = entry.name[1:].rsplit(".", 2)[0]  # ".<name>.<unique>.tmp" -> "<name>"
                 parts = parse_name(inner)
-                if parts and parts[0] == topic and parts[1] == partition:
+                if parts and parts[:2] == (topic, partition) and batch in (None, parts[2:]):
                     os.unlink(entry.path)
                     removed += 1
     return removed

@@ -290,7 +290,10 @@ class WriterProcesses:
                     "writer process died; starting another and rewriting its batch",
                     extra={"where": where, "exit_code": code, "deaths": deaths},
                 )
-                remove_batch_temps(self.lake, batch.stream, batch.topic, batch.partition, batch)
+                # a dead child's temporary files of this batch (the rewrite makes its own)
+                lake_layout.remove_stale_temps(
+                    self.lake, batch.stream, batch.topic, batch.partition, (batch.first or 0, batch.last or 0)
+                )
                 started = time.monotonic()
                 child.restart()
                 self.restarts += 1
@@ -306,17 +309,3 @@ class WriterProcesses:
     def close(self) -> None:
         """Stop every child (after the flusher's threads are done); records their peak memory."""
         self.peak_rss_mb = sum(child.stop() for child in self.children)
-
-
-def remove_batch_temps(lake: Lake, stream: str, topic: str, partition: int, batch: PartitionBatch) -> int:
-    """Delete the temporary files a dead child left for this batch's name (local lake; an object
-    store has none). Other batches' temporary files are left to their own writers."""
-    if isinstance(lake, ObjectLake):
-        return 0
-    name = lake_layout.file_name(topic, partition, batch.first or 0, batch.last or 0)
-    removed = 0
-    for kind in ("raw", "dlq"):
-        for path in Path(lake, kind, stream).glob(f"dt=*/.{name}.*{lake_layout.TMP_SUFFIX}"):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +133,7 @@ def _write_atomic(table: pa.Table, folder: Path, name: str, created: set[Path]) 
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         created.add(folder.parent)
-    tmp = folder / f".{name}.{uuid.uuid4().hex}{lake_layout.TMP_SUFFIX}"
+    tmp = lake_layout.temp_path(folder, name)
     with open(tmp, "wb") as out:
         write_parquet(table, out)
         out.flush()
