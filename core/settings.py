@@ -330,8 +330,9 @@ def to_toml(config: Sectioned, only: tuple[str, ...] | None = None) -> str:
         if only is not None and name not in only:
             continue
         out.append(f"[{name}]")
+        values = dataclasses.asdict(section)
         for f in dataclasses.fields(section):
-            key, value = f.name, dataclasses.asdict(section)[f.name]
+            key, value = f.name, values[f.name]
             if value is None:
                 continue
             if f.metadata.get("path") and isinstance(value, str) and value and "://" not in value:
