@@ -8,7 +8,6 @@ import json
 import re
 from pathlib import Path
 
-from core.snapshot import resolve
 from training.config import TrainingConfig, TrainingSettings
 from training.errors import BaseModelError
 
@@ -17,11 +16,6 @@ from training.errors import BaseModelError
 class Base:
     path: Path
     version: str  # the registry version, or the folder's name for a model outside the registry
-
-
-def snapshot_path(config: TrainingSettings, snapshot: str | Path | None) -> Path:
-    """The snapshot given (checked), else the newest under ``paths.lake`` (core.snapshot.resolve)."""
-    return resolve(config.paths.lake, snapshot)
 
 
 def base_model(config: TrainingSettings, base: str | Path | None) -> Base:

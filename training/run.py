@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import snapshot as snapshots
 from core.settings import to_toml, write_resolved
-from core.snapshot import load_manifest
 from training import artifacts, resolve
 from training.config import TrainingConfig, TrainingSettings
 from training.data import balanced_weights, batches_have_both_labels, read_rows
@@ -113,8 +113,8 @@ def run(
     from core.registry import Registry
 
     training = config.training
-    snap = resolve.snapshot_path(config, snapshot)
-    manifest = load_manifest(snap)
+    snap = snapshots.resolve(config.paths.lake, snapshot)
+    manifest = snapshots.load_manifest(snap)
     snapshot_id = str(manifest.get("snapshot_id") or snap.name)
     choice = choose(training, snap, manifest)
     method = choice.method
