@@ -30,6 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ingest.block import Block
 from ingest.fastpath import bulk_table
 from ingest.schema import DECODERS, InvalidRecord, parse_json
 from ingest.writer import DeadLetter, good_table, kafka_day
@@ -74,6 +75,7 @@ class PartitionBatch:
             None  # start of the next batch on disk: an unplanned batch stops short of it
         )
         self.records: list[Any] = []
+        self.block: Block | None = None  # the records as a Block, when handed over as one (ingest/child.py)
         self.nbytes = 0
         self.started = 0.0
 
@@ -135,24 +137,24 @@ class PartitionBatch:
 
     def decode(self, ingested_at_ms: int) -> tuple[pa.Table | None, list[DeadLetter]]:
         """The batch's valid rows as one table, and its dead letters."""
-        records = self.records
+        block = self.block if self.block is not None else Block.from_records(self.records)
         whole = bulk_table(
-            self.stream, self.topic, self.partition, records, self.max_record_bytes, ingested_at_ms
+            self.stream, self.topic, self.partition, block, self.max_record_bytes, ingested_at_ms
         )
         if whole is not None:
             return whole, []
-        size = max(_MIN_SLICE, -(-len(records) // _SLICES))
+        size = max(_MIN_SLICE, -(-len(block) // _SLICES))
         tables: list[pa.Table] = []
         letters: list[DeadLetter] = []
-        for i in range(0, len(records), size):
-            part = records[i : i + size]
+        for i in range(0, len(block), size):
+            part = block.slice(i, i + size) if len(block) > size else block
             table = None
-            if len(records) > size:
+            if len(block) > size:
                 table = bulk_table(
                     self.stream, self.topic, self.partition, part, self.max_record_bytes, ingested_at_ms
                 )
             if table is None:
-                table = self._slow(part, letters, ingested_at_ms)
+                table = self._slow(part.records(), letters, ingested_at_ms)
             if table.num_rows:
                 tables.append(table)
         return (pa.concat_tables(tables) if tables else None), letters

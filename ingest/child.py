@@ -5,10 +5,10 @@ In thread mode the writer threads share the consumer's GIL: Arrow's JSON reader,
 release it, but the Python between those calls (the bulk path's checks and compute calls, the
 per-record path, the Parquet writer's setup) takes it from kafka-python's record decoding, which
 is what bounds the consume rate. Here each writer thread of the flusher owns one child process
-(``multiprocessing``, spawn context) and hands it each batch as one Arrow IPC stream of the
-records' offsets, timestamps, keys and values (four Arrow arrays built in C from the records,
-never pickled Python rows); the child decodes, validates, encodes and writes the batch exactly as
-a writer thread would (``flusher.write_one``, the same files under the same names) and answers
+(``multiprocessing``, spawn context) and hands it each batch as the six flat buffers of a
+`ingest.block.Block` (the values joined by newlines, the keys, and the lengths, offsets and
+timestamps as int64 arrays: built with loops in C, never pickled Python rows); the child
+decodes, validates, encodes and writes the batch exactly as a writer thread would (``flusher.write_one``, the same files under the same names) and answers
 only once every file is durable. The parent commits nothing before that answer.
 
 A child that dies (killed, out of memory, a crash in native code) is noticed by its writer thread
@@ -26,6 +26,7 @@ finishes the batches in flight, then closes the children's pipes. A child whose 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -37,15 +38,14 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import pyarrow as pa
+from typing import Any
 
 from core import lake as lake_layout
 from core.errors import FlywheelError, TerminalError
 from core.lake import Lake, ObjectLake, open_lake
 from core.logs import json_logs, setup_logging
 from ingest.batch import PartitionBatch
+from ingest.block import Block
 from ingest.config import IngestConfig
 from ingest.writer import BatchFiles
 
@@ -57,41 +57,21 @@ _MAX_DEATHS = 3
 _START_TIMEOUT_S = 120.0
 # How long a child may take to answer the request to stop, once its last batch is done.
 _STOP_TIMEOUT_S = 30.0
-RECORDS = pa.schema(
-    [("offset", pa.int64()), ("timestamp", pa.int64()), ("key", pa.binary()), ("value", pa.binary())]
-)
+# Writer processes run at this much lower CPU priority (``nice``) than the consumer's process: the
+# consumer thread is the serial part of ingest, and on a machine with few cores a writer that
+# competes with it for a core slows the whole pipeline; a lower-priority writer takes the cores'
+# idle time, and once it falls behind, the consumer waits for it (the flusher's bound on pending
+# batches) and the CPU is the writer's.
+WRITER_NICENESS = 10
 
 
-class Record(NamedTuple):
-    """A Kafka record as a child sees it: the fields a batch reads."""
-
-    value: bytes | None
-    offset: int
-    timestamp: int | None
-    key: bytes | None
+def send_block(conn: multiprocessing.connection.Connection, block: Block) -> None:
+    for part in block.to_wire():
+        conn.send_bytes(part)
 
 
-def pack(records: list[Any]) -> pa.Buffer:
-    """The records' offsets, timestamps, keys and values as one Arrow IPC stream (RECORDS)."""
-    arrays = [
-        pa.array([r.offset for r in records], pa.int64()),
-        pa.array([r.timestamp for r in records], pa.int64()),
-        pa.array([r.key for r in records], pa.binary()),
-        pa.array([r.value for r in records], pa.binary()),
-    ]
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, RECORDS) as writer:
-        writer.write_batch(pa.record_batch(arrays, schema=RECORDS))
-    return sink.getvalue()
-
-
-def unpack(data: Any) -> list[Record]:
-    """`pack`'s records back, in their order."""
-    table = pa.ipc.open_stream(data).read_all()
-    if table.schema != RECORDS:
-        raise ValueError(f"a batch handed to the writer process has the schema {table.schema}, not {RECORDS}")
-    columns = [table.column(name).to_pylist() for name in ("value", "offset", "timestamp", "key")]
-    return list(map(Record, *columns))
+def receive_block(conn: multiprocessing.connection.Connection) -> Block:
+    return Block.from_wire([conn.recv_bytes() for _ in range(6)])
 
 
 def peak_rss_mb() -> float:
@@ -128,6 +108,8 @@ def child_main(
     """A writer process: warm up, then write each batch it is handed until told to stop."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)  # the parent's two-stage stop decides (module doc)
+    with contextlib.suppress(OSError):  # WRITER_NICENESS; a container may refuse, which costs speed only
+        os.nice(WRITER_NICENESS)
     setup_logging(logging.getLevelName(log_level), "json" if log_json else "text")
     from ingest.flusher import warm_up, write_one
 
@@ -142,10 +124,10 @@ def child_main(
             conn.send(("stopped", peak_rss_mb()))
             return
         stream, topic, partition, first, last = header
-        data = conn.recv_bytes()
+        block = receive_block(conn)
         try:
             batch = PartitionBatch(topic, partition, stream, {}, 1, 1, 1.0, cfg.max_record_bytes)
-            batch.records = list(unpack(data))
+            batch.block = block
             batch.first, batch.last = first, last
             files = write_one(lake, cfg, batch)
         except Exception as exc:
@@ -211,12 +193,17 @@ class _Child:
                 self.process.kill()
                 self.process.join(5)
 
-    def stop(self) -> float:
-        """Ask the child to exit once its batch is done; returns its peak resident memory (MB)."""
+    def ask_to_stop(self) -> None:
+        """Tell the child to exit once its batch is done (`stopped` waits for it)."""
+        if self.conn is not None:
+            with contextlib.suppress(OSError):  # it died already: `stopped` finds the pipe closed
+                self.conn.send(None)
+
+    def stopped(self) -> float:
+        """Wait for the child asked to stop; returns its peak resident memory (MB)."""
         peak = 0.0
         if self.conn is not None:
             try:
-                self.conn.send(None)
                 if self.conn.poll(_STOP_TIMEOUT_S):
                     _, peak = self.conn.recv()
             except (EOFError, OSError):
@@ -264,14 +251,14 @@ class WriterProcesses:
 
     def _write(self, child: _Child, batch: PartitionBatch) -> BatchFiles:
         header = (batch.stream, batch.topic, batch.partition, batch.first, batch.last)
-        data = pack(batch.records)
+        block = batch.block if batch.block is not None else Block.from_records(batch.records)
         where = f"{batch.topic}[{batch.partition}]@{batch.first}-{batch.last}"
         deaths = 0
         while True:
             try:
                 assert child.conn is not None
                 child.conn.send(header)
-                child.conn.send_bytes(data)
+                send_block(child.conn, block)
                 reply = child.conn.recv()
                 break
             except (EOFError, OSError) as exc:
@@ -307,5 +294,9 @@ class WriterProcesses:
         return BatchFiles(found, rows, dead_letters)
 
     def close(self) -> None:
-        """Stop every child (after the flusher's threads are done); records their peak memory."""
-        self.peak_rss_mb = sum(child.stop() for child in self.children)
+        """Stop every child (after the flusher's threads are done); records their peak memory.
+
+        All are asked first, then waited for: they exit side by side."""
+        for child in self.children:
+            child.ask_to_stop()
+        self.peak_rss_mb = sum(child.stopped() for child in self.children)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from core.lake import SCHEMAS, TS_US
+from ingest.block import Block
 from ingest.schema import BOM, COLUMNS, END_TIME_US, LABELS, MIN_TIME_US
 from ingest.writer import coordinates
 
@@ -64,22 +65,22 @@ _EXPLICIT = {
 # one is unknown here, and takes the per-record path), nor the columns they are stored in.
 _KNOWN = {stream: set(COLUMNS[stream]) - {"prompt_format", "extra", *_RATING} for stream in COLUMNS}
 _FAST_KINDS = ("thumb", "edit")
-_READ = pj.ReadOptions(use_threads=True, block_size=1 << 24)
+# One thread: a batch is one block (16 MB at most), which Arrow's thread pool would only hand
+# over to another thread (a third more CPU per batch, measured); the read releases the GIL either way.
+_READ = pj.ReadOptions(use_threads=False, block_size=1 << 24)
 
 
 class _Reject(Exception):
     """This batch needs the per-record path."""
 
 
-def _parse(stream: str, values: Sequence[bytes | None], max_record_bytes: int) -> pa.Table:
-    if not values or None in values:
+def _parse(stream: str, block: Block, max_record_bytes: int) -> pa.Table:
+    lengths = block.value_lengths
+    # A null value has length -1: an empty or null value, like an oversized one, is judged per record.
+    if not len(block) or lengths.min() <= 0 or lengths.max() > max_record_bytes:
         raise _Reject
-    present = cast(Sequence[bytes], values)
-    lengths = list(map(len, present))
-    if min(lengths) == 0 or max(lengths) > max_record_bytes:
-        raise _Reject
-    buf = b"\n".join(present)
-    if buf.count(b"\n") != len(values) - 1:
+    buf = block.values
+    if buf.count(b"\n") != len(block) - 1:
         raise _Reject
     # These scans hold the GIL, which the consumer thread needs: the substring search and the
     # ASCII check are an order of magnitude cheaper than the regex and the decode they spare.
@@ -100,21 +101,21 @@ def _parse(stream: str, values: Sequence[bytes | None], max_record_bytes: int) -
     except pa.ArrowInvalid:
         raise _Reject from None
     # Blank lines are skipped and "{}{}" makes two rows: the counts must match one to one.
-    if table.num_rows != len(values) or not set(table.column_names) <= _KNOWN[stream]:
+    if table.num_rows != len(block) or not set(table.column_names) <= _KNOWN[stream]:
         raise _Reject
     return table
 
 
-def _shallow(buf: bytes, lengths: list[int]) -> bool:
+def _shallow(buf: bytes, lengths: np.ndarray) -> bool:
     """Whether no record holds more than _MAX_OPENERS brackets (and so cannot nest deeper)."""
     # In numpy, which releases the GIL the consumer thread needs, and costs a few ms per 10 MB
     # (bytes.count holds the GIL, and would have to count record by record).
-    raw = np.frombuffer(buf, np.uint8)
-    brackets = (raw | 0x20) == ord("{")  # "[" is 0x5B, "{" 0x7B: they differ in bit 0x20 alone
-    if np.count_nonzero(brackets) <= _MAX_OPENERS:
+    # "[" is 0x5B, "{" 0x7B: they differ in bit 0x20 alone
+    where = np.flatnonzero((np.frombuffer(buf, np.uint8) | 0x20) == ord("{"))
+    if len(where) <= _MAX_OPENERS:
         return True
-    ends = np.cumsum(np.asarray(lengths, np.int64) + 1)  # each record's end, past its newline
-    per_record = np.bincount(np.searchsorted(ends, np.flatnonzero(brackets), side="right"))
+    ends = np.cumsum(lengths + 1)  # each record's end, past its newline
+    per_record = np.diff(np.searchsorted(where, ends), prepend=0)
     return int(per_record.max()) <= _MAX_OPENERS
 
 
@@ -233,19 +234,21 @@ def bulk_table(
     stream: str,
     topic: str,
     partition: int,
-    records: Sequence[Any],
+    records: Block | Sequence[Any],
     max_record_bytes: int,
     ingested_at_ms: int,
 ) -> pa.Table | None:
-    """The batch's lake table if every record is valid and plain, else None (use the per-record path)."""
+    """The batch's lake table if every record is valid and plain, else None (use the per-record path).
+
+    ``records``: a Block, or records with ``value``, ``key``, ``offset`` and ``timestamp``."""
+    block = records if isinstance(records, Block) else Block.from_records(records)
     try:
-        table = _parse(stream, [r.value for r in records], max_record_bytes)
+        table = _parse(stream, block, max_record_bytes)
         columns = _columns(stream, table)
     except _Reject:
         return None
-    offsets = [r.offset for r in records]
-    timestamps = [r.timestamp for r in records]
-    arrays = coordinates(topic, partition, offsets, timestamps, ingested_at_ms)
+    timestamps = pa.array(block.timestamps, pa.int64(), mask=block.timestamp_mask())
+    arrays = coordinates(topic, partition, block.offsets, timestamps, ingested_at_ms)
     arrays += [columns[name] for name in COLUMNS[stream]]
     chunked = [a if isinstance(a, pa.ChunkedArray) else pa.chunked_array([a]) for a in arrays]
     return pa.Table.from_arrays(chunked, schema=SCHEMAS[stream])

@@ -20,12 +20,13 @@ import dataclasses
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from core.lake import Lake, ObjectLake
 from ingest.batch import PartitionBatch
+from ingest.block import Record
 from ingest.config import IngestConfig
 from ingest.fastpath import bulk_table
 from ingest.retry import with_backoff
@@ -55,12 +56,6 @@ _WARM_UP_EVENTS = {
         "user_id": "warm-up",
     },
 }
-
-
-class _Record(NamedTuple):
-    value: bytes
-    offset: int
-    timestamp: int
 
 
 @dataclasses.dataclass
@@ -166,7 +161,7 @@ def warm_up(max_record_bytes: int) -> dict[str, int]:
     stream; a warm-up event the bulk path refuses is a bug and raises."""
     rows = {}
     for stream, event in _WARM_UP_EVENTS.items():
-        record = _Record(json.dumps(event).encode(), 0, 0)
+        record = Record(json.dumps(event).encode(), 0, 0, None)
         table = bulk_table(stream, "warm-up", 0, [record], max_record_bytes, 0)
         if table is None:
             raise AssertionError(f"the {stream} warm-up event no longer takes the bulk path")

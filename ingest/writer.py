@@ -75,7 +75,7 @@ def coordinates(
         pa.array([topic] * n, pa.string()) if n else pa.array([], pa.string()),
         pa.array(np.full(n, partition, dtype=np.int32)),
         pa.array(offsets, pa.int64()),
-        pa.array(timestamps, TS_MS),
+        timestamps.cast(TS_MS) if isinstance(timestamps, pa.Array) else pa.array(timestamps, TS_MS),
         pa.array(np.full(n, ingested_at_ms, dtype=np.int64)).cast(TS_MS),
     ]
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from kafka.consumer.fetcher import ConsumerRecord
 
 from ingest.batch import PartitionBatch
+from ingest.block import Block
 from ingest.fastpath import bulk_table
 from ingest.schema import decode
 from ingest.writer import good_table
@@ -103,3 +104,18 @@ def test_the_writers_warm_up_events_are_valid_and_take_the_bulk_path(tmp_path):
     finally:
         flusher.close()
     assert list(tmp_path.iterdir()) == []  # encoded in memory: nothing reaches the lake
+
+
+def test_the_nesting_guard_counts_brackets_per_record_not_per_batch():
+    from ingest.fastpath import _MAX_OPENERS, _shallow
+
+    def check(values: list[bytes]) -> bool:
+        block = Block.from_records(_records(values))
+        return _shallow(block.values, block.value_lengths)
+
+    under = b'{"d":' + b"[" * (_MAX_OPENERS - 1) + b"]" * (_MAX_OPENERS - 1) + b"}"
+    over = b'{"d":' + b"[" * _MAX_OPENERS + b"]" * _MAX_OPENERS + b"}"
+    assert check([under] * 50)  # 12,800 brackets in the batch, none too many in a record
+    assert not check([under] * 20 + [over] + [under] * 20)
+    assert not check([over])
+    assert check([b"{}"] * 10)
