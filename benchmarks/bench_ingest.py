@@ -1,9 +1,12 @@
 """Ingest throughput against raw kafka-python on the same topics, in the same run.
 
     python -m benchmarks ingest            (BENCH_INGEST_EVENTS=200000 by default)
+    BENCH_INGEST_PROMPTS=text python -m benchmarks ingest   (trace prompts as one string, not chat)
     BENCH_INGEST_LAKE=s3 python -m benchmarks ingest     (the lake in S3: moto's server on loopback)
 
-1. Start the embedded broker, produce N events (half traces, half feedback, ~350 bytes each).
+1. Start the embedded broker, produce N events (half traces, half feedback, ~350 bytes each;
+   the traces' prompts are chat conversations, a system and a user message, unless
+   BENCH_INGEST_PROMPTS=text).
 2. Baseline: a bare KafkaConsumer (same fetch settings) reads all N and does nothing with them.
 3. Ours: the ingest service reads the same N into the lake (validate, Arrow, zstd Parquet,
    fsync, rename, commit), once with ``ingest.writer_mode = "thread"`` and once with "process".
@@ -40,6 +43,8 @@ from typing import Any
 
 N = int(os.environ.get("BENCH_INGEST_EVENTS", "200000"))
 LAKE = os.environ.get("BENCH_INGEST_LAKE", "local")
+# Trace prompts as chat conversations (as chat apps send them), or as one string.
+PROMPTS = os.environ.get("BENCH_INGEST_PROMPTS", "chat")
 MODES = ("thread", "process")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,11 +67,17 @@ def _config(bootstrap: str, traces: str, feedback: str, lake: str, group: str, *
 def _event(i: int, stream: str) -> bytes:
     when = f"2025-05-0{1 + i % 3}T{i % 24:02d}:{i % 60:02d}:00.{i % 999:03d}+00:00"
     if stream == "traces":
+        question = f"Question number {i}: how do I configure the retention of a Kafka topic for a week?"
         doc: dict[str, Any] = {
             "trace_id": f"trace-{i:09d}",
             "event_time": when,
             "model_version": f"v{i % 3}",
-            "prompt": f"Question number {i}: how do I configure the retention of a Kafka topic for a week?",
+            "prompt": question
+            if PROMPTS == "text"
+            else [
+                {"role": "system", "content": "You answer questions about running Kafka.\nBe brief."},
+                {"role": "user", "content": question},
+            ],
             "completion": "Set retention.ms to 604800000 on the topic with kafka-configs, then check it with "
             "--describe; segments older than that are deleted in the background.",
             "user_id": f"user-{i % 5000}",
@@ -284,7 +295,7 @@ def main() -> None:
     ):
         tmp = Path(tmpdir)
         load = os.getloadavg()[0]
-        print(f"lake: {LAKE} ({root}); load average before: {load:.2f}", flush=True)
+        print(f"lake: {LAKE} ({root}); prompts: {PROMPTS}; load average before: {load:.2f}", flush=True)
         started = time.monotonic()
         base = _config(broker.bootstrap, "bench.traces", "bench.feedback", f"{root}/lake", "unused")
         _produce(base, N)

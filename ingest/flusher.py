@@ -1,15 +1,15 @@
-"""Batches are decoded and written on one background thread while the consumer keeps fetching.
+"""Batches are decoded and written by two writers while the consumer keeps fetching.
 
-Arrow's JSON reader, Parquet encoding, zstd, fsync and object-store uploads all release the GIL, so
-writing a batch overlaps with kafka-python decoding the next records. The
-consumer thread alone talks to Kafka (kafka-python's consumer is not
-thread-safe): it submits a batch here, and commits its offset only after
-`completed` hands the finished job back. Jobs are handed back strictly in
-submission order, whatever order the writers finish them in, so an offset is
-never committed ahead of an earlier batch of the same partition; a failed job
-stops the hand-back at that job, so nothing after it is committed either.
-(After a crash, a later batch may be on disk without an earlier one; the
-replay cuts around it: see `PartitionBatch.before`.)
+Each writer is a thread of this process that either hands the batch to a writer process of its own
+(``ingest.writer_mode = "process"``, the default: ingest/child.py) or decodes and writes it itself
+("thread"; Arrow's JSON reader, Parquet encoding, zstd, fsync and object-store uploads release the
+GIL, the Python between them does not). The consumer thread alone talks to Kafka (kafka-python's
+consumer is not thread-safe): it submits a batch here, and commits its offset only after
+`completed` hands the finished job back. Jobs are handed back strictly in submission order,
+whatever order the writers finish them in, so an offset is never committed ahead of an earlier
+batch of the same partition; a failed job stops the hand-back at that job, so nothing after it is
+committed either. (After a crash, a later batch may be on disk without an earlier one; the replay
+cuts around it: see `PartitionBatch.before`.)
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from flywheel_events.schema import (
     format_time,
     parse_json,
     parse_time,
+    prompt_columns,
     to_event,
 )
 
@@ -54,5 +55,6 @@ __all__ = [
     "format_time",
     "parse_json",
     "parse_time",
+    "prompt_columns",
     "to_event",
 ]

@@ -75,6 +75,31 @@ def test_plain_batches_take_the_bulk_path():
     assert fast is not None and fast.equals(_slow("feedback", records))
 
 
+def test_chat_prompts_take_the_bulk_path_and_are_stored_as_the_contract_stores_them():
+    chat = [
+        {"role": "system", "content": 'Answer in "plain" words.\nNo markdown, \\ no tables.'},
+        {"content": "wie spät ist es? \u00e9\u4e2d", "role": "user", "name": "ana"},
+    ]
+    traces = [dict(GOOD_TRACE, trace_id=f"t{i}", prompt=chat[: 1 + i % 2]) for i in range(40)]
+    records = _records([json.dumps(t, ensure_ascii=i % 2 == 0).encode() for i, t in enumerate(traces)])
+    fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(_slow("traces", records))
+    assert set(fast.column("prompt_format").to_pylist()) == {"messages"}
+    assert json.loads(fast.column("prompt")[1].as_py()) == chat  # the key order of each message kept
+    # Feedback may carry the prompt or not: a null prompt stays null beside chat prompts.
+    votes = [dict(GOOD_FEEDBACK, event_id=f"e{i}") for i in range(6)]
+    for i in (0, 2, 4):
+        votes[i]["prompt"] = chat
+    records = _records([json.dumps(v).encode() for v in votes])
+    fast = bulk_table("feedback", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(_slow("feedback", records))
+    assert fast.column("prompt_format").to_pylist() == ["messages", None] * 3
+    # A message without string content is the per-record path's to name.
+    bad = dict(GOOD_TRACE, prompt=[{"role": "user", "content": 3}])
+    records = _records([json.dumps(t).encode() for t in traces[:5]] + [json.dumps(bad).encode()])
+    assert bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS) is None
+
+
 @pytest.mark.parametrize(("stream", "value", "field", "fragment"), BAD)
 def test_one_bad_record_sends_the_batch_to_the_per_record_path(stream, value, field, fragment):
     good = json.dumps(GOOD_TRACE if stream == "traces" else GOOD_FEEDBACK).encode()

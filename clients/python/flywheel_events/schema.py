@@ -274,7 +274,12 @@ def _text(
 
 
 def _prompt(doc: dict[str, Any], required: bool, problems: list[tuple[str | None, str]]) -> tuple[Any, Any]:
-    value = doc.pop("prompt", None)
+    return prompt_columns(doc.pop("prompt", None), required, problems)
+
+
+def prompt_columns(value: Any, required: bool, problems: list[tuple[str | None, str]]) -> tuple[Any, Any]:
+    """An event's ``prompt`` as the lake stores it: (text, "text"), (messages as compact JSON,
+    "messages"), or (None, None); what is wrong with it is added to ``problems``."""
     if type(value) is str:
         return value, "text"
     if value is None:
