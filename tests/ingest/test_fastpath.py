@@ -100,6 +100,30 @@ def test_chat_prompts_take_the_bulk_path_and_are_stored_as_the_contract_stores_t
     assert bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS) is None
 
 
+def test_chat_prompts_written_as_json_dumps_writes_them_are_not_parsed_again(monkeypatch):
+    import ingest.fastpath
+
+    chat = [
+        {"role": "system", "content": 'Say "hi".\n\tThen \\stop\b\f\r. \u00e9\u4e2d\U0001f600 \u2028'},
+        {"role": "user", "content": ""},
+    ]
+    traces = [dict(GOOD_TRACE, trace_id=f"t{i}", prompt=chat[: 1 + i % 2]) for i in range(20)]
+    records = _records([json.dumps(t, ensure_ascii=False, separators=(",", ":")).encode() for t in traces])
+    expected = _slow("traces", records)
+
+    def refuse(*args):
+        raise AssertionError("a prompt written as json.dumps writes it was parsed again")
+
+    monkeypatch.setattr(ingest.fastpath, "prompt_columns", refuse)
+    fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(expected)
+    # A prompt with a control character json.dumps writes as \u0001 is written by json.dumps itself.
+    odd = dict(GOOD_TRACE, prompt=[{"role": "user", "content": "a\u0001b"}])
+    records = _records([json.dumps(odd, separators=(",", ":")).encode()])
+    with pytest.raises(AssertionError, match="parsed again"):
+        bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
+
+
 @pytest.mark.parametrize(("stream", "value", "field", "fragment"), BAD)
 def test_one_bad_record_sends_the_batch_to_the_per_record_path(stream, value, field, fragment):
     good = json.dumps(GOOD_TRACE if stream == "traces" else GOOD_FEEDBACK).encode()
