@@ -94,6 +94,13 @@ def test_chat_prompts_take_the_bulk_path_and_are_stored_as_the_contract_stores_t
     fast = bulk_table("feedback", "t", 0, records, 1 << 20, NOW_MS)
     assert fast is not None and fast.equals(_slow("feedback", records))
     assert fast.column("prompt_format").to_pylist() == ["messages", None] * 3
+    # A tag named "prompt" written before the prompt: the prompt is still the prompt's.
+    tagged = [
+        {"tags": {"prompt": "[x]"}, **dict(GOOD_TRACE, trace_id=f"g{i}", prompt=chat)} for i in range(4)
+    ]
+    records = _records([json.dumps(t, ensure_ascii=False, separators=(",", ":")).encode() for t in tagged])
+    fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(_slow("traces", records))
     # A message without string content is the per-record path's to name.
     bad = dict(GOOD_TRACE, prompt=[{"role": "user", "content": 3}])
     records = _records([json.dumps(t).encode() for t in traces[:5]] + [json.dumps(bad).encode()])
