@@ -35,7 +35,8 @@ from ingest.writer import BatchFiles, write_batch, write_parquet
 if TYPE_CHECKING:
     from ingest.child import WriterProcesses
 
-# One plain, valid event per stream for Flusher.warm_up (each must take the bulk path).
+# One plain, valid event per stream for Flusher.warm_up (each must take the bulk path; the trace
+# once more with a chat prompt).
 _WARM_UP_EVENTS = {
     "traces": {
         "trace_id": "warm-up",
@@ -160,8 +161,12 @@ def warm_up(max_record_bytes: int) -> dict[str, int]:
     and kernels, regexes and codecs are set up on first use. Returns the rows decoded per
     stream; a warm-up event the bulk path refuses is a bug and raises."""
     rows = {}
-    for stream, event in _WARM_UP_EVENTS.items():
-        record = Record(json.dumps(event).encode(), 0, 0, None)
+    chat = [{"role": "system", "content": "warm\nup"}, {"role": "user", "content": 'say "up"'}]
+    for stream, event in [
+        *_WARM_UP_EVENTS.items(),
+        ("traces", {**_WARM_UP_EVENTS["traces"], "prompt": chat}),
+    ]:
+        record = Record(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode(), 0, 0, None)
         table = bulk_table(stream, "warm-up", 0, [record], max_record_bytes, 0)
         if table is None:
             raise AssertionError(f"the {stream} warm-up event no longer takes the bulk path")
