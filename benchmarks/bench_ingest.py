@@ -10,11 +10,12 @@
 2. Baseline: a bare KafkaConsumer (same fetch settings) reads all N and does nothing with them.
 3. Ours: the ingest service reads the same N into the lake (validate, Arrow, zstd Parquet,
    fsync, rename, commit), once with ``ingest.writer_mode = "thread"`` and once with "process".
-   All run in fresh processes, alternating (raw, thread, process), three times each; rates count
+   All run in fresh processes, alternating (raw, thread, process), five times each
+   (BENCH_INGEST_ROUNDS); rates count
    from the first record to the last one on disk and committed (group joins are excluded from all,
    and so is ingest's shutdown after its last commit: stopping the writers, leaving the group,
    which the raw consumer never does; it is printed apart). Each mode's
-   ratio is the median of its three ratios to the raw run of the same round, which cancels most
+   ratio is the median of its ratios to the raw run of the same round, which cancels most
    of the drift when other work shares the machine.
 4. Peak memory: the ingest process's peak RSS plus, in process mode, its writer processes' peaks.
 5. Latency: with ingest running live (batch_max_age_s = 1), events produced at a steady rate;
@@ -45,6 +46,9 @@ N = int(os.environ.get("BENCH_INGEST_EVENTS", "200000"))
 LAKE = os.environ.get("BENCH_INGEST_LAKE", "local")
 # Trace prompts as chat conversations (as chat apps send them), or as one string.
 PROMPTS = os.environ.get("BENCH_INGEST_PROMPTS", "chat")
+# Rounds of (raw, thread, process). On a shared 2-core VM raw kafka-python alone has swung from 50k
+# to 111k events/s between rounds minutes apart; five rounds give the median room.
+ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "5"))
 MODES = ("thread", "process")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -301,7 +305,7 @@ def main() -> None:
         _produce(base, N)
         print(f"produced {N} events in {time.monotonic() - started:.1f}s", flush=True)
         rounds: list[dict[str, dict[str, Any]]] = []
-        for attempt in range(3):
+        for attempt in range(ROUNDS):
             one: dict[str, dict[str, Any]] = {}
             for kind in ("raw", *MODES):
                 config = base.replace(
