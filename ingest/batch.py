@@ -24,11 +24,14 @@ import bisect
 import itertools
 import logging
 import operator
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.block import Block
 from ingest.fastpath import bulk_table
@@ -41,6 +44,9 @@ _US_PER_DAY = 86_400_000_000
 _SLICES = 16
 _VALUE = operator.attrgetter("value")
 _MIN_SLICE = 256
+# The opening of a prompt given as messages, however the producer spaced it. Outside a JSON string
+# it can only open that (inside one, its quotes would be escaped).
+_CHAT = re.compile(rb'"prompt"\s*:\s*\[')
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +149,9 @@ class PartitionBatch:
         )
         if whole is not None:
             return whole, []
+        mixed = self._by_prompt_form(block, ingested_at_ms)
+        if mixed is not None:
+            return mixed, []
         size = max(_MIN_SLICE, -(-len(block) // _SLICES))
         tables: list[pa.Table] = []
         letters: list[DeadLetter] = []
@@ -158,6 +167,24 @@ class PartitionBatch:
             if table.num_rows:
                 tables.append(table)
         return (pa.concat_tables(tables) if tables else None), letters
+
+    def _by_prompt_form(self, block: Block, ingested_at_ms: int) -> pa.Table | None:
+        """A batch mixing chat and one-string prompts, which Arrow refuses in one column: its chat
+        records and its others decoded in bulk apart, their rows put back in offset order; None if
+        the batch does not mix the two, or either part needs the per-record path."""
+        chat = np.fromiter((_CHAT.search(v) is not None for v in block.values.split(b"\n")), bool, len(block))
+        if chat.all() or not chat.any():
+            return None
+        tables = []
+        for part in (block.select(chat), block.select(~chat)):
+            table = bulk_table(
+                self.stream, self.topic, self.partition, part, self.max_record_bytes, ingested_at_ms
+            )
+            if table is None:
+                return None
+            tables.append(table)
+        both = pa.concat_tables(tables)
+        return both.take(pc.sort_indices(both.column("_offset")))
 
     def _slow(self, records: Sequence[Any], letters: list[DeadLetter], ingested_at_ms: int) -> pa.Table:
         decode, limit = DECODERS[self.stream], self.max_record_bytes

@@ -121,6 +121,10 @@ class Block:
             self.key_lengths[start:stop],
         )
 
+    def select(self, keep: np.ndarray) -> Block:
+        """The records where ``keep`` (booleans, one a record) is true, in order, as a block."""
+        return Block.from_records([r for r, k in zip(self.records(), keep.tolist(), strict=True) if k])
+
     def records(self) -> list[Record]:
         """One Record per record, in order (the per-record path and dead letters)."""
         starts = _starts(self.value_lengths, 1).tolist()

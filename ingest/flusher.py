@@ -20,7 +20,7 @@ import dataclasses
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 # One plain, valid event per stream for Flusher.warm_up (each must take the bulk path; the trace
 # once more with a chat prompt).
-_WARM_UP_EVENTS = {
+_WARM_UP_EVENTS: dict[str, dict[str, Any]] = {
     "traces": {
         "trace_id": "warm-up",
         "event_time": "2025-01-01T00:00:00+00:00",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,6 +49,14 @@ def test_a_slice_holds_exactly_the_records_it_names(records, data):
     part = Block.from_records(records).slice(start, stop)
     assert len(part) == stop - start
     assert part.records() == _expected(records)[start:stop]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_records, st.data())
+def test_a_selection_holds_exactly_the_records_chosen_in_order(records, data):
+    keep = data.draw(st.lists(st.booleans(), min_size=len(records), max_size=len(records)))
+    part = Block.from_records(records).select(np.array(keep, bool))
+    assert part.records() == [r for r, k in zip(_expected(records), keep, strict=True) if k]
 
 
 def _echo(conn) -> None:

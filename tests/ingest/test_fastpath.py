@@ -148,6 +148,28 @@ def test_a_mixed_batch_keeps_its_good_records_and_dead_letters_the_bad():
     assert "not valid JSON" in letters[0].reason
 
 
+@pytest.mark.parametrize("stream", ["traces", "feedback"])
+def test_a_batch_mixing_chat_and_text_prompts_is_decoded_in_bulk_in_offset_order(stream, monkeypatch):
+    chat = [{"role": "user", "content": 'a "quoted"\nquestion'}]
+    base = GOOD_TRACE if stream == "traces" else GOOD_FEEDBACK
+    key = "trace_id" if stream == "traces" else "event_id"
+    events = [dict(base, **{key: f"x{i}"}, prompt=chat if i % 3 else f"text {i}") for i in range(300)]
+    if stream == "feedback":
+        events[4].pop("prompt")  # a vote without its prompt beside both forms
+    records = _records([json.dumps(e).encode() for e in events])
+    expected = _slow(stream, records)
+    batch = PartitionBatch("t", 0, stream, {}, 10_000, 1 << 30, 60.0, 1 << 20)
+    batch.add(records, 0)
+
+    def refuse(*args):
+        raise AssertionError("a mixed batch went to the per-record path")
+
+    monkeypatch.setattr(batch, "_slow", refuse)
+    table, letters = batch.decode(NOW_MS)
+    assert letters == [] and table.equals(expected)
+    assert table.column(key).to_pylist() == [f"x{i}" for i in range(300)]
+
+
 def test_the_writers_warm_up_events_are_valid_and_take_the_bulk_path(tmp_path):
     from flywheel.config import defaults
     from ingest.flusher import _WARM_UP_EVENTS, Flusher
