@@ -206,9 +206,16 @@ def _messages(col: pa.ChunkedArray, block: Block, max_record_bytes: int) -> tupl
         # prompt written as json.dumps writes it starts there; loops in C. A null prompt's newline
         # starts no value.
         keys = map(bytes.find, values, itertools.repeat(_PROMPT_KEY))
-        after_key = map(operator.add, keys, itertools.repeat(len(_PROMPT_KEY)))
+        after_key = list(map(operator.add, keys, itertools.repeat(len(_PROMPT_KEY))))
         candidates = written.cast(pa.binary()).fill_null(b"\n").to_pylist()
         found = list(map(bytes.startswith, values, candidates, after_key))
+        # Producers that call json.dumps with its default separators (", " and ": ") write the same
+        # messages with spaces: found that way, the prompt is the same list, stored compact.
+        spaced = None if all(map(operator.le, present, found)) else _written_as_dumps(col, spaced=True)
+        if spaced is not None:
+            candidates = pc.binary_join_element_wise(" ", spaced, "").cast(pa.binary()).fill_null(b"\n")
+            matches = map(bytes.startswith, values, candidates.to_pylist(), after_key)
+            found = list(map(operator.or_, found, matches))
     problems: list[tuple[str | None, str]] = []
     for i in itertools.compress(range(len(values)), map(operator.gt, present, found)):
         try:
@@ -258,10 +265,12 @@ def _as_json_strings(values: pa.Array) -> pa.Array | None:
     return values
 
 
-def _written_as_dumps(col: pa.ChunkedArray) -> pa.Array | None:
-    """Each prompt as ``json.dumps(messages, separators=(",", ":"), ensure_ascii=False)`` writes it,
-    for messages of two string keys, role and content, in the order Arrow met them (null where the
-    prompt is null); None when the batch's messages have another shape or a rare control character."""
+def _written_as_dumps(col: pa.ChunkedArray, spaced: bool = False) -> pa.Array | None:
+    """Each prompt as ``json.dumps(messages, separators=(",", ":"), ensure_ascii=False)`` writes it
+    (``spaced``: with json.dumps's default separators, ", " and ": "), for messages of two string
+    keys, role and content, in the order Arrow met them (null where the prompt is null); None when
+    the batch's messages have another shape or a rare control character."""
+    item, colon = (", ", ": ") if spaced else (",", ":")
     lists = col.combine_chunks()
     kind = lists.type.value_type
     if not pa.types.is_struct(kind) or sorted(f.name for f in kind) != ["content", "role"]:
@@ -276,10 +285,10 @@ def _written_as_dumps(col: pa.ChunkedArray) -> pa.Array | None:
         values = _as_json_strings(pc.struct_field(messages, [i]))
         if values is None:
             return None
-        pieces += [("{" if i == 0 else ",") + json.dumps(field.name) + ':"', values, '"']
+        pieces += [("{" if i == 0 else item) + json.dumps(field.name) + colon + '"', values, '"']
     objects = pc.binary_join_element_wise(*pieces, "}", "")
     rows = pa.ListArray.from_arrays(pc.subtract(offsets, first), objects, mask=lists.is_null())
-    return pc.binary_join_element_wise("[", pc.binary_join(rows, ","), "]", "")
+    return pc.binary_join_element_wise("[", pc.binary_join(rows, item), "]", "")
 
 
 def _tags(table: pa.Table, n: int) -> Any:

@@ -121,9 +121,17 @@ def test_chat_prompts_written_as_json_dumps_writes_them_are_not_parsed_again(mon
     def refuse(*args):
         raise AssertionError("a prompt written as json.dumps writes it was parsed again")
 
+    # json.dumps with its default separators, as most Python producers call it (ASCII content).
+    plain = [
+        dict(GOOD_TRACE, trace_id=f"p{i}", prompt=[{"role": "user", "content": 'a "b"\n'}]) for i in range(5)
+    ]
+    spaced = _records([json.dumps(t).encode() for t in plain])
+    expected_spaced = _slow("traces", spaced)
     monkeypatch.setattr(ingest.fastpath, "prompt_columns", refuse)
     fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
     assert fast is not None and fast.equals(expected)
+    fast = bulk_table("traces", "t", 0, spaced, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(expected_spaced)
     # A prompt with a control character json.dumps writes as \u0001 is written by json.dumps itself.
     odd = dict(GOOD_TRACE, prompt=[{"role": "user", "content": "a\u0001b"}])
     records = _records([json.dumps(odd, separators=(",", ":")).encode()])
