@@ -15,12 +15,13 @@ so a record gets one verdict whatever batch it arrives in
 sends a batch to the slow path: a record that is empty, oversized, not UTF-8,
 starts with a byte order mark or contains a raw newline; a record with more
 brackets than _MAX_OPENERS (Arrow's reader slows down on deep nesting and
-crashes on very deep nesting); any explicit JSON null; any unknown field; a
-batch mixing prompts given as text and as messages; a rating (kind "rating", with a score or a
+crashes on very deep nesting); any explicit JSON null; any unknown field; a batch mixing
+prompts given as text and as messages (Arrow refuses the column; the batch then decodes each
+form apart: `PartitionBatch._by_prompt_form`); a rating (kind "rating", with a score or a
 category); an event time in any but the plainest RFC 3339 form (`T` or a space, at most 6
 fraction digits, `Z` or +HH:MM); any type or value the contract rejects. Chat prompts (messages)
-take this path: Arrow reads the rest of the row, and each prompt is serialized by the contract's
-own code (`_messages`).
+take this path: Arrow reads the rest of the row, and each prompt is stored as the contract's own
+code stores it (`_messages`).
 """
 
 from __future__ import annotations
