@@ -8,8 +8,9 @@ is what bounds the consume rate. Here each writer thread of the flusher owns one
 (``multiprocessing``, spawn context) and hands it each batch as the six flat buffers of a
 `ingest.block.Block` (the values joined by newlines, the keys, and the lengths, offsets and
 timestamps as int64 arrays: built with loops in C, never pickled Python rows); the child
-decodes, validates, encodes and writes the batch exactly as a writer thread would (``flusher.write_one``, the same files under the same names) and answers
-only once every file is durable. The parent commits nothing before that answer.
+decodes, validates, encodes and writes the batch exactly as a writer thread would
+(``flusher.write_one``, the same files under the same names) and answers only once every file is
+durable. The parent commits nothing before that answer.
 
 A child that dies (killed, out of memory, a crash in native code) is noticed by its writer thread
 as a closed pipe: the thread removes the temporary files the child may have left for that batch,

@@ -54,8 +54,6 @@ from ingest.writer import coordinates
 
 # A JSON null as an object member: Arrow cannot tell it from an absent field, Python can.
 _NULL_MEMBER = re.compile(rb":\s*null\b")
-# Characters JSON must escape: tag values holding them are serialized the slow way.
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 # The event times Arrow's cast reads exactly as schema.parse_time does (RE2 syntax); the other
 # RFC 3339 forms (lower-case t or z, more than 6 fraction digits) take the per-record path.
 _PLAIN_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
@@ -190,9 +188,9 @@ def _messages(col: pa.ChunkedArray, block: Block, max_record_bytes: int) -> tupl
 
     Arrow has read the rest of each row. A prompt is first written in Arrow as ``json.dumps`` would
     write it (`_written_as_dumps`); when the record holds exactly that text after ``"prompt":``, it
-    is the prompt's text, since parsing it and writing it again gives it back. A prompt written
-    otherwise (other escapes, spaces, keys in another order) is parsed and written by the
-    contract's own code, about 10 us a record in Python, the rest about 1 us."""
+    is the prompt's text, since parsing it and writing it again gives it back; the same with
+    json.dumps's default separators. A prompt written otherwise (other escapes or spacing, keys in
+    another order) is parsed and written by the contract's own code, about 10 us a record in Python, the rest about 1 us."""
     present = pc.is_valid(col).to_pylist()
     # The values hold no raw newline (_parse counted them): splitting gives them back one by one.
     values = block.values.split(b"\n")
@@ -248,11 +246,10 @@ _OTHER_CONTROLS = np.array([c for c in range(0x20) if chr(c) not in "\n\r\t\b\f"
 
 
 def _as_json_strings(values: pa.Array) -> pa.Array | None:
-    """Each string's inside as json.dumps(ensure_ascii=False) writes it between its quotes; None if
-    one holds a control character that json.dumps writes as \\u00XX. One count of the bytes, then
-    a replacement only for the characters present (most text has a newline at most)."""
-    if values.null_count:
-        return None
+    """Each string's inside as json.dumps(ensure_ascii=False) writes it between its quotes (nulls
+    stay null); None if one holds a control character that json.dumps writes as \\u00XX. One count
+    of the bytes, then a replacement only for the characters present (most text has a newline at
+    most)."""
     if not len(values) or values.buffers()[2] is None:  # no characters at all
         return values
     offsets = np.frombuffer(values.buffers()[1], np.int32)[values.offset : values.offset + len(values) + 1]
@@ -283,7 +280,8 @@ def _written_as_dumps(col: pa.ChunkedArray, spaced: bool = False) -> pa.Array | 
     messages = lists.values.slice(first, last - first)  # the messages of every row, nulls' included
     pieces: list[Any] = []
     for i, field in enumerate(kind):
-        values = _as_json_strings(pc.struct_field(messages, [i]))
+        field_values = pc.struct_field(messages, [i])
+        values = None if field_values.null_count else _as_json_strings(field_values)
         if values is None:
             return None
         pieces += [("{" if i == 0 else item) + json.dumps(field.name) + colon + '"', values, '"']
@@ -301,11 +299,9 @@ def _tags(table: pa.Table, n: int) -> Any:
         raise _Reject
     parts = []
     for i, field in sorted(enumerate(col.type), key=lambda p: p[1].name):
-        values = pc.struct_field(col, [i])  # unlike .field(i), honours rows where tags is absent
-        if (
-            values.null_count < len(values)
-            and pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py()
-        ):
+        # unlike .field(i), struct_field honours rows where tags is absent
+        values = _as_json_strings(pc.struct_field(col, [i]))
+        if values is None:
             raise _Reject
         key = json.dumps(field.name, ensure_ascii=False)
         piece = pc.binary_join_element_wise(f',{key}:"', values, '"', "")

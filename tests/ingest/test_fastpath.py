@@ -66,6 +66,13 @@ def test_plain_batches_take_the_bulk_path():
     records = _records([json.dumps(t).encode() for t in traces])
     fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
     assert fast is not None and fast.equals(_slow("traces", records))
+    # Tag values JSON escapes (quotes, backslashes, newlines) are escaped as json.dumps escapes them.
+    escaped = [
+        dict(t, tags={"q": 'say "hi"\\', "n": "a\nb"} if i % 2 else {"q": "x"}) for i, t in enumerate(traces)
+    ]
+    records = _records([json.dumps(t).encode() for t in escaped])
+    fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(_slow("traces", records))
     edits = [dict(GOOD_FEEDBACK, event_id=f"e{i}", kind="edit", edited_completion="ok") for i in range(5)]
     thumbs = [dict(GOOD_FEEDBACK, event_id=f"f{i}") for i in range(5)]
     for i in range(5):
