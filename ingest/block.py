@@ -106,6 +106,11 @@ class Block:
         missing = self.timestamps == NO_TIMESTAMP
         return missing if missing.any() else None
 
+    def value_starts(self) -> np.ndarray:
+        """Where each value starts in ``values`` (a null one as if empty), and after them one entry
+        past the end: value i is ``values[starts[i] : starts[i] + value_lengths[i]]``."""
+        return _starts(self.value_lengths, 1)
+
     def slice(self, start: int, stop: int) -> Block:
         """Records ``start`` to ``stop`` (exclusive) as a block of their own."""
         stop = min(stop, len(self))

@@ -146,6 +146,31 @@ def test_chat_prompts_written_as_json_dumps_writes_them_are_not_parsed_again(mon
         bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
 
 
+def test_only_the_prompts_not_found_as_written_are_parsed_again(monkeypatch):
+    import ingest.fastpath
+
+    chat = [{"role": "user", "content": "how long is a week in ms?"}]
+    traces = [dict(GOOD_TRACE, trace_id=f"t{i}", prompt=chat) for i in range(6)]
+    values = [json.dumps(t, separators=(",", ":")).encode() for t in traces]
+    # The key written with an escape (the same key to a JSON reader), and a prompt spaced another way.
+    values[2] = values[2].replace(b'"prompt":', b'"\\u0070rompt":')
+    values[4] = values[4].replace(b'"prompt":[{', b'"prompt":  [ {')
+    records = _records(values)
+    expected = _slow("traces", records)
+    parsed = []
+    real = ingest.fastpath.prompt_columns
+
+    def counting(prompt, *args):
+        parsed.append(prompt)
+        return real(prompt, *args)
+
+    monkeypatch.setattr(ingest.fastpath, "prompt_columns", counting)
+    fast = bulk_table("traces", "t", 0, records, 1 << 20, NOW_MS)
+    assert fast is not None and fast.equals(expected)
+    assert parsed == [chat, chat]  # records 2 and 4; the other four were found as written
+    assert fast.column("prompt").to_pylist() == [json.dumps(chat, separators=(",", ":"))] * 6
+
+
 @pytest.mark.parametrize(("stream", "value", "field", "fragment"), BAD)
 def test_one_bad_record_sends_the_batch_to_the_per_record_path(stream, value, field, fragment):
     good = json.dumps(GOOD_TRACE if stream == "traces" else GOOD_FEEDBACK).encode()
