@@ -2,7 +2,8 @@
 
     python -m benchmarks ingest            (BENCH_INGEST_EVENTS=200000 by default)
     BENCH_INGEST_PROMPTS=text python -m benchmarks ingest   (trace prompts as one string, not chat)
-    BENCH_INGEST_LAKE=s3 python -m benchmarks ingest     (the lake in S3: moto's server on loopback)
+    BENCH_INGEST_LAKE=s3 python -m benchmarks ingest     (the lake in S3: moto's server on loopback,
+                                                          in its own process at nice 19)
     BENCH_INGEST_MIX=1 python -m benchmarks ingest       (as many feedback events as traces)
 
 1. Start the embedded broker (4 partitions a topic, as `flywheel broker` and infra/ create them),
@@ -58,6 +59,9 @@ MIX = int(os.environ.get("BENCH_INGEST_MIX", "20"))
 # One event in LATE is stamped the day before (a late arrival); the rest are stamped the same day.
 LATE = int(os.environ.get("BENCH_INGEST_LATE", "100"))
 MODES = ("thread", "process")
+# The S3 lake's server (moto) runs at this niceness; its pid, once started.
+STORE_NICENESS = 19
+_STORE_PID: list[int] = []
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -181,8 +185,18 @@ def _steal_s() -> float:
         return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (seconds; 0 without /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _run_worker(kind: str, config_path: Path, env: dict[str, str]) -> dict[str, Any]:
     steal = _steal_s()
+    store = sum(map(_cpu_s, _STORE_PID))
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_ingest", kind, str(config_path), str(N)],
         env=env,
@@ -195,6 +209,7 @@ def _run_worker(kind: str, config_path: Path, env: dict[str, str]) -> dict[str, 
         raise RuntimeError(f"{kind} worker failed: {out.stderr[-2000:]}")
     result = dict(json.loads(out.stdout.strip().splitlines()[-1]))
     result["steal_s"] = _steal_s() - steal
+    result["store_cpu_s"] = sum(map(_cpu_s, _STORE_PID)) - store
     return result
 
 
@@ -275,14 +290,19 @@ def _lake_root(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
     if LAKE != "s3":
         raise SystemExit(f"BENCH_INGEST_LAKE must be local or s3, not {LAKE!r}")
     import pyarrow.fs as pafs
-    from moto.server import ThreadedMotoServer
 
     from flywheel.dev.broker import free_port
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # The store in a process of its own at the lowest CPU priority: in production it is another
+    # machine, whose CPU the consumer and the writers never compete with; here it gets what is left.
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    moto = Path(sys.executable).with_name("moto_server")
+    server = subprocess.Popen(
+        ["nice", "-n", str(STORE_NICENESS), str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _STORE_PID.append(server.pid)
     endpoint = f"http://127.0.0.1:{port}"
     aws = {
         "AWS_ENDPOINT_URL": endpoint,
@@ -295,9 +315,15 @@ def _lake_root(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
     saved = {k: os.environ.get(k) for k in aws}
     os.environ.update(aws)
     try:
-        pafs.S3FileSystem(
-            endpoint_override=endpoint, region="us-east-1", allow_bucket_creation=True
-        ).create_dir("bench")
+        store = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1", allow_bucket_creation=True)
+        for _ in range(100):  # moto takes a few seconds to import
+            try:
+                store.create_dir("bench")
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"moto_server did not answer on {endpoint}")
         yield "s3://bench", dict(os.environ)
     finally:
         for k, v in saved.items():
@@ -305,7 +331,8 @@ def _lake_root(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        server.stop()
+        server.terminate()
+        server.wait()
 
 
 def _median(values: list[float]) -> float:
@@ -346,10 +373,12 @@ def main() -> None:
                 result["rate"] = result["records"] / result["seconds"]
                 one[kind] = result
             steal = ", ".join(f"{kind} {one[kind]['steal_s']:.1f}" for kind in one)
-            line = (
-                f"  round {attempt + 1} (load {os.getloadavg()[0]:.2f}; CPU stolen by the host, s: {steal}):\n"
-                f"    raw {one['raw']['rate']:>7,.0f}/s"
-            )
+            line = f"  round {attempt + 1} (load {os.getloadavg()[0]:.2f}; CPU stolen by the host, s: {steal}"
+            if _STORE_PID:
+                line += "; S3 server's CPU, s: " + ", ".join(
+                    f"{m} {one[m]['store_cpu_s']:.1f}" for m in MODES
+                )
+            line += f"):\n    raw {one['raw']['rate']:>7,.0f}/s"
             for mode in MODES:
                 assert one[mode]["written"] == N, f"{mode} ingest wrote {one[mode]['written']} rows of {N}"
                 one[mode]["ratio"] = one[mode]["rate"] / one["raw"]["rate"]

@@ -126,8 +126,13 @@ def open_lake(value: str | os.PathLike[str]) -> Lake:
             ]
         )
     url = text.rstrip("/")
+    opened = url
+    if scheme == "s3" and "allow_delayed_open" not in url:
+        # An object written in one go is then one PUT, not three requests of a multipart upload
+        # (create, part, complete); failures still surface, at the latest when the stream closes.
+        opened += ("&" if "?" in url else "?") + "allow_delayed_open=true"
     try:
-        fs, root = pafs.FileSystem.from_uri(url)
+        fs, root = pafs.FileSystem.from_uri(opened)
     except (OSError, ValueError) as exc:
         raise ConfigError(
             [

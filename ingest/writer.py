@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from core import lake as lake_layout
@@ -192,8 +191,13 @@ def _write_objects(
     encoded = []
     for folder, table in parts:
         path = f"{folder}/{name}"
-        if lake.fs.get_file_info(path).type == pafs.FileType.File:
-            before = pq.read_table(path, columns=columns, filesystem=lake.fs).to_pydict()
+        try:  # one request (HEAD); get_file_info would also list the name as a folder when it is absent
+            existing = lake.fs.open_input_file(path)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None:
+            with existing:
+                before = pq.read_table(existing, columns=columns).to_pydict()
             _same_log(before, table.select(columns).to_pydict(), lake.uri(path), topic, partition)
         sink = pa.BufferOutputStream()
         write_parquet(table, sink)
