@@ -167,6 +167,7 @@ def _worker_ingest(config: Any, n: int, mode: str) -> dict[str, Any]:
     return {
         "gc_collections": sum(s["collections"] for s in gc.get_stats()) - collections,
         "shutdown_s": stats.shutdown_s,
+        "drain_s": stats.drain_s,
         "records": stats.consumed,
         "seconds": stats.active_s,
         "written": stats.written,
@@ -408,6 +409,10 @@ def main() -> None:
             f"  peak memory:        {peak:.0f} MB (worst run, ingest process"
             + (f" + {writers:.0f} MB of writer processes" if writers else "")
             + f"; raw consumer {max(r['raw']['rss_mb'] for r in rounds):.0f} MB)"
+        )
+        print(
+            f"  after the last poll:  {_median([r[mode]['drain_s'] for r in rounds]):.2f} s to write and commit "
+            "the batches in flight and those the end cut short (median; in the rate)"
         )
         print(
             f"  after the last commit: {_median([r[mode]['shutdown_s'] for r in rounds]):.2f} s to stop the "

@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -196,24 +197,30 @@ def _date_dirs(lake: Path, stream: str) -> list[Path]:
     return out
 
 
-def existing_batches(lake: Lake, stream: str, topic: str, partition: int) -> dict[int, int]:
-    """First offset -> last offset of every batch of ``topic[partition]`` already in the lake."""
-    found: dict[int, int] = {}
-    prefix = f"{topic}-{partition}-"
+def existing_batches(
+    lake: Lake, stream: str, topic: str, partitions: Iterable[int]
+) -> dict[int, dict[int, int]]:
+    """For each of ``partitions`` of ``topic``: first offset -> last offset of every batch of it
+    already in the lake (an empty dict for a partition with none).
+
+    One listing of the stream's folders serves every partition given: in an object store a listing
+    costs a request per thousand objects, so a consumer that takes eight partitions lists the
+    lake once per stream, not eight times."""
+    found: dict[int, dict[int, int]] = {p: {} for p in partitions}
     if isinstance(lake, ObjectLake):
-        for kind in KINDS:
-            for _, path in object_files(lake, kind, stream):
-                parts = parse_name(path.rpartition("/")[2])
-                if parts and parts[0] == topic and parts[1] == partition:
-                    found[parts[2]] = parts[3]
-        return found
-    for folder in _date_dirs(lake, stream):
-        for entry in os.scandir(folder):
-            if not entry.name.startswith(prefix):
-                continue
-            parts = parse_name(entry.name)
-            if parts and parts[0] == topic and parts[1] == partition:
-                found[parts[2]] = parts[3]
+        names = (path.rpartition("/")[2] for kind in KINDS for _, path in object_files(lake, kind, stream))
+    else:
+        prefix = f"{topic}-"
+        names = (
+            entry.name
+            for folder in _date_dirs(lake, stream)
+            for entry in os.scandir(folder)
+            if entry.name.startswith(prefix)
+        )
+    for name in names:
+        parts = parse_name(name)
+        if parts and parts[0] == topic and parts[1] in found:
+            found[parts[1]][parts[2]] = parts[3]
     return found
 
 

@@ -68,6 +68,9 @@ class IngestStats:
     # failure): the rate's denominator, without the group join before it and the shutdown after it.
     active_s: float = 0.0
     shutdown_s: float = 0.0  # after that: writer processes stopped, the group left
+    # The end of active_s in a clean stop: from the last poll to the last commit, while the batches
+    # in flight and those the stop cut short were written (part of active_s).
+    drain_s: float = 0.0
     stopped_by: str = ""
     writer_peak_rss_mb: float = 0.0  # process mode: the writer processes' peak memory, summed
     writer_restarts: int = 0  # process mode: writer processes that died and were replaced
@@ -165,10 +168,14 @@ class IngestService:
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
         c = self.cfg
+        plans: dict[str, dict[int, dict[int, int]]] = {}
+        for topic in {tp.topic for tp in assigned}:  # one listing of the lake per topic
+            mine = {tp.partition for tp in assigned if tp.topic == topic}
+            plans[topic] = lake_layout.existing_batches(self.lake, self.streams[topic], topic, mine)
         for tp in assigned:
             stream = self.streams[tp.topic]
             removed = lake_layout.remove_stale_temps(self.lake, stream, tp.topic, tp.partition)
-            plan = lake_layout.existing_batches(self.lake, stream, tp.topic, tp.partition)
+            plan = plans[tp.topic][tp.partition]
             self.batches[tp] = PartitionBatch(
                 tp.topic,
                 tp.partition,
@@ -363,12 +370,15 @@ class IngestService:
         try:
             with fewer_collections():
                 self.stats.stopped_by = self._loop()
+                last_poll = time.monotonic()
                 # Clean stop: finish every batch and commit it.
                 for batch in self.batches.values():
                     if len(batch):
                         self.flusher.submit(batch)
                 self.complete(wait=True)
-            self.stats.active_s = time.monotonic() - (self.first_record_at or time.monotonic())
+            done = time.monotonic()
+            self.stats.active_s = done - (self.first_record_at or done)
+            self.stats.drain_s = done - last_poll if self.first_record_at is not None else 0.0
         finally:
             self.closing = True
             self.flusher.close()

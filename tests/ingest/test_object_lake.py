@@ -70,8 +70,8 @@ def test_a_batch_is_one_object_per_date_under_its_name_and_a_replay_rewrites_it(
     dead = pq.read_table(lake.path(names[0]), filesystem=lake.fs)
     assert dead.column("value").to_pylist() == [b"{not json"]
     # the consumer finds the batch when it takes the partition again; there are no temps to remove
-    assert lake_layout.existing_batches(lake, "traces", "t", 0) == {0: 3}
-    assert lake_layout.existing_batches(lake, "traces", "t", 1) == {}
+    assert lake_layout.existing_batches(lake, "traces", "t", [0, 1]) == {0: {0: 3}, 1: {}}
+    assert lake_layout.existing_batches(lake, "traces", "other", [0]) == {0: {}}
     assert lake_layout.remove_stale_temps(lake, "traces", "t", 0) == 0
     # a replay after a crash: the same log, one record fewer (a newer validator) -> rewritten in place
     again = write_batch(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from core import lake as lake_layout
 from core.errors import TerminalError
 from ingest.schema import decode
 from ingest.writer import good_table, write_batch
@@ -54,3 +55,19 @@ def test_other_records_under_a_files_name_are_refused_and_lose_nothing(
     assert "the records are still in Kafka" in (info.value.hint or "")
     assert first.read_bytes() == before
     assert not temps(tmp_path)
+
+
+def test_one_listing_finds_each_partitions_batches_in_raw_and_dlq(tmp_path: Path) -> None:
+    for name in [
+        "raw/traces/dt=2025-03-01/t-0-0-9.parquet",
+        "dlq/traces/dt=2025-02-27/t-0-10-19.parquet",
+        "raw/traces/dt=2025-03-02/t-2-5-7.parquet",
+        "raw/traces/dt=2025-03-01/t-x-0-40-49.parquet",  # another topic, whose name starts "t-"
+        "raw/traces/dt=2025-03-01/.t-0-20-29.parquet.abc.tmp",  # a temporary file: no batch
+    ]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    plans = lake_layout.existing_batches(tmp_path, "traces", "t", [0, 1, 2])
+    assert plans == {0: {0: 9, 10: 19}, 1: {}, 2: {5: 7}}
+    assert lake_layout.existing_batches(tmp_path, "traces", "t-x", [0]) == {0: {40: 49}}
+    assert lake_layout.existing_batches(tmp_path, "feedback", "t", [0]) == {0: {}}
