@@ -61,6 +61,8 @@ def test_n_valid_events_give_exactly_n_rows(broker_config, mode):
     assert sorted(ids(lake, "traces", "trace_id")) == sorted(f"tr-{i}" for i in range(600))
     assert sorted(ids(lake, "feedback", "event_id")) == sorted(f"fb-{i}" for i in range(600))
     assert stats.consumed == stats.written == 1200 and stats.dead_lettered == 0
+    # the drain (last poll to last commit) is the end of the active span, after the idle wait
+    assert 0 < stats.drain_s < stats.active_s
     assert all(p.parent.name == "dt=2025-03-01" for p in files(lake))
     assert not temps(lake)
     _assert_offsets_match_disk(config)
