@@ -210,16 +210,17 @@ def _messages(col: pa.ChunkedArray, block: Block, max_record_bytes: int) -> tupl
             map(buf.find, itertools.repeat(_PROMPT_KEY), starts[:-1].tolist(), ends), np.int64, n
         )
         after_key = np.where(keys >= 0, keys + len(_PROMPT_KEY), len(buf) + 1).tolist()
-        candidates = written.cast(pa.binary()).fill_null(b"\n").to_pylist()
-        found = np.fromiter(map(buf.startswith, candidates, after_key, ends), bool, n)
+
+        def found_as(candidates: pa.Array) -> np.ndarray:
+            texts = candidates.cast(pa.binary()).fill_null(b"\n").to_pylist()
+            return np.fromiter(map(buf.startswith, texts, after_key, ends), bool, n)
+
+        found = found_as(written)
         # Producers that call json.dumps with its default separators (", " and ": ") write the same
         # messages with spaces: found that way, the prompt is the same list, stored compact.
         spaced = None if not (present & ~found).any() else _written_as_dumps(col, spaced=True)
         if spaced is not None:
-            candidates = (
-                pc.binary_join_element_wise(" ", spaced, "").cast(pa.binary()).fill_null(b"\n").to_pylist()
-            )
-            found |= np.fromiter(map(buf.startswith, candidates, after_key, ends), bool, n)
+            found |= found_as(pc.binary_join_element_wise(" ", spaced, ""))
     missing = np.flatnonzero(present & ~found)
     if written is not None and not len(missing):
         prompts = written
